@@ -1,0 +1,676 @@
+"""One configured analysis: select rows, compute per-study effects, pool, document.
+
+``run_analysis`` turns validated tables (:mod:`metapool.io`) and one analysis entry of
+the config into the *analysis document* described in ``docs/architecture.md``: the
+pooled models, the included studies with their effects and provenance, the excluded
+studies with the reason, the ongoing studies, the methods used and every warning.
+``write_analysis_outputs`` writes its CSV and JSON views deterministically.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import json
+import math
+import os
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import __version__
+from .effects import (
+    clopper_pearson,
+    loghr_from_ci,
+    loghr_from_p,
+    proportion_effects,
+)
+from .io import DataError, Issue, parse_p_value
+from .pooling import MIN_K_PI, fit_batch, _result_from_batch
+
+__all__ = [
+    "DEFAULTS",
+    "HR_METHODS",
+    "check_analyses",
+    "resolve_settings",
+    "run_analysis",
+    "write_analysis_outputs",
+    "POOLED_COLUMNS",
+    "STUDY_COLUMNS",
+    "EXCLUDED_COLUMNS",
+]
+
+#: Method settings an analysis inherits unless the config overrides them.
+DEFAULTS = {
+    "measure": "PLO",
+    "method": "REML",
+    "ci": "hksj",
+    "pi": "t",
+    "level": 0.95,
+    "continuity_correction": 0.5,
+    "hr_methods": ["hr_ci", "hr_p"],
+}
+
+#: How a log HR and its SE may be obtained, best evidence first (Tierney et al. 2007).
+HR_METHODS = {
+    "hr_ci": "HR with confidence interval: SE = (ln U - ln L) / (2 z)",
+    "hr_p": "HR with two-sided p-value: SE = |ln HR| / z(1 - p/2)",
+}
+
+_SETTING_KEYS = tuple(DEFAULTS)
+_TABLES = ("proportions", "survival")
+_EVIDENCE_COLUMNS = (
+    "hr", "hr_lower", "hr_upper", "p_value", "n_exp", "n_ctrl", "events_exp",
+    "events_ctrl", "median_exp", "median_ctrl",
+)
+
+POOLED_COLUMNS = [
+    "analysis", "model", "subgroup", "k", "n_participants", "n_events", "status",
+    "estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "estimate_model",
+    "se_model", "ci_lower_model", "ci_upper_model", "pi_lower_model", "pi_upper_model",
+    "p_value", "tau2", "tau", "i2", "h2", "q", "q_df", "q_p", "measure", "method",
+    "ci_method", "pi_method", "level", "warnings",
+]
+STUDY_COLUMNS = [
+    "study_id", "label", "year", "subgroup", "group", "events", "total", "hr",
+    "hr_lower", "hr_upper", "ci_level", "p_value", "effect", "ci_lower", "ci_upper",
+    "study_ci_method", "yi", "sei", "weight_pct", "cc_added", "effect_method",
+    "derived", "derivation", "source", "doi", "source_row",
+]
+EXCLUDED_COLUMNS = ["study_id", "label", "reason"]
+
+_METHOD_NAMES = {
+    "REML": "restricted maximum likelihood (REML)",
+    "DL": "the DerSimonian-Laird moment estimator",
+    "FE": "none (common-effect model, tau² fixed at 0)",
+}
+
+
+# --------------------------------------------------------------------------- settings
+def resolve_settings(spec, defaults=None):
+    """Merge an analysis entry over the defaults (config ``defaults`` over ``DEFAULTS``)."""
+    merged = dict(DEFAULTS)
+    merged.update({k: v for k, v in (defaults or {}).items() if k in _SETTING_KEYS})
+    merged.update({k: v for k, v in spec.items() if k in _SETTING_KEYS})
+    merged["level"] = float(merged["level"])
+    merged["hr_methods"] = list(merged["hr_methods"])
+    return merged
+
+
+def _table_path(tables, table):
+    return str(tables.paths.get(table, f"{table}.csv"))
+
+
+# --------------------------------------------------------------------------- selection
+def _text(value):
+    """Cell value as the text a pattern is matched against."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return f"{value:g}"
+    if value is pd.NA:
+        return ""
+    return str(value)
+
+
+def _merged_rows(tables, table, outcome):
+    rows = getattr(tables, table)
+    rows = rows[rows["outcome"] == outcome]
+    studies = tables.studies.drop(columns=["source_row"], errors="ignore")
+    return rows.merge(studies, on="study_id", how="left", validate="many_to_one")
+
+
+def _row_reason(row, include, exclude):
+    """Why a row is not selected, or None when it is."""
+    for column, patterns in include.items():
+        value = _text(row[column])
+        if not any(fnmatch.fnmatchcase(value, str(p)) for p in patterns):
+            shown = ", ".join(str(p) for p in patterns)
+            return f"{column} '{value}' not selected (include: {shown})"
+    for column, patterns in exclude.items():
+        value = _text(row[column])
+        hit = [str(p) for p in patterns if fnmatch.fnmatchcase(value, str(p))]
+        if hit:
+            return f"{column} '{value}' excluded by pattern '{hit[0]}'"
+    return None
+
+
+def _label(study):
+    author = _text(study.get("author", ""))
+    year = _text(study.get("year", ""))
+    if author:
+        return f"{author} {year}".strip()
+    return _text(study["study_id"])
+
+
+def _select(tables, name, spec):
+    """Rows selected for an analysis, and per-study reasons for what was left out."""
+    table, outcome = spec["table"], spec["outcome"]
+    include = spec.get("include") or {}
+    exclude = spec.get("exclude") or {}
+    merged = _merged_rows(tables, table, outcome)
+    published = merged["status"] == "published"
+    reasons = [
+        _row_reason(row, include, exclude) if ok else "ongoing study"
+        for ok, (_, row) in zip(published, merged.iterrows())
+    ]
+    merged = merged.assign(_reason=reasons)
+    selected = merged[merged["_reason"].isna()].drop(columns="_reason")
+    return selected, merged
+
+
+def _group_column(table):
+    return "arm" if table == "proportions" else "comparison"
+
+
+def _row_exclusion(group, row):
+    """Reason text for a left-out row, naming the arm/comparison it belongs to."""
+    reason = row["_reason"]
+    if reason.startswith(f"{group} '"):
+        return reason
+    return f"{group} '{row[group]}': {reason}"
+
+
+def _excluded_and_ongoing(tables, spec, merged, included_ids):
+    group = _group_column(spec["table"])
+    excluded, ongoing = [], []
+    for _, study in tables.studies.iterrows():
+        sid = study["study_id"]
+        label = _label(study)
+        if study["status"] == "ongoing":
+            ongoing.append({
+                "study_id": sid, "label": label, "title": _text(study["title"]),
+                "registration": _text(study["registration"]),
+                "design": _text(study["design"]),
+                "n_total": None if pd.isna(study["n_total"]) else int(study["n_total"]),
+            })
+            continue
+        rows = merged[merged["study_id"] == sid]
+        if sid in included_ids:
+            # rows of an included study that were left out (e.g. the control arm)
+            for _, row in rows[rows["_reason"].notna()].iterrows():
+                excluded.append({"study_id": sid, "label": label,
+                                 "reason": _row_exclusion(group, row)})
+            continue
+        if rows.empty:
+            excluded.append({"study_id": sid, "label": label,
+                             "reason": f"no {spec['outcome']} data in {spec['table']}.csv"})
+            continue
+        for _, row in rows.iterrows():
+            excluded.append({"study_id": sid, "label": label,
+                             "reason": _row_exclusion(group, row)})
+    return excluded, ongoing
+
+
+# --------------------------------------------------------------------------- checks
+def _suggest(word, choices):
+    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def check_analyses(tables, config, *, config_path="config/config.yaml"):
+    """Check the configured analyses against the tables; raise one DataError for all.
+
+    Catches what a schema cannot: an unknown outcome, a filter or subgroup on an
+    unknown column, an analysis that selects no study, and an analysis that selects
+    two rows of one study (which would count a cohort twice).
+
+    Raises
+    ------
+    metapool.io.DataError
+    """
+    issues = []
+
+    def add(key, message):
+        issues.append(Issue(file=str(config_path), row=None, column=None,
+                            message=f"{key}: {message}"))
+
+    for name, spec in (config.get("analyses") or {}).items():
+        table = spec.get("table")
+        if table not in _TABLES:
+            add(f"analyses.{name}.table", f"unknown table '{table}'{_suggest(table, _TABLES)}")
+            continue
+        rows = getattr(tables, table)
+        outcomes = sorted(set(rows["outcome"]))
+        if spec.get("outcome") not in outcomes:
+            add(f"analyses.{name}.outcome",
+                f"outcome '{spec.get('outcome')}' not found in {table}.csv"
+                f"{_suggest(spec.get('outcome'), outcomes)}")
+            continue
+        columns = [c for c in rows.columns if c != "source_row"] + [
+            c for c in tables.studies.columns if c not in ("source_row", "study_id")]
+        bad = False
+        for key in ("include", "exclude"):
+            for column in (spec.get(key) or {}):
+                if column not in columns:
+                    add(f"analyses.{name}.{key}.{column}",
+                        f"unknown column '{column}'{_suggest(column, columns)}")
+                    bad = True
+        sub = spec.get("subgroup")
+        if sub is not None and sub not in columns:
+            add(f"analyses.{name}.subgroup",
+                f"unknown column '{sub}'{_suggest(sub, columns)}")
+            bad = True
+        if bad:
+            continue
+        selected, _ = _select(tables, name, spec)
+        if selected.empty:
+            add(f"analyses.{name}", f"selects no published study with outcome "
+                f"'{spec['outcome']}' in {table}.csv; check include/exclude")
+            continue
+        dup = selected[selected.duplicated("study_id", keep=False)]
+        for sid, group in dup.groupby("study_id", sort=True):
+            rows_txt = ", ".join(str(int(r)) for r in group["source_row"])
+            add(f"analyses.{name}",
+                f"selects {len(group)} rows for study {sid} ({table}.csv rows "
+                f"{rows_txt}); refine include/exclude so each study counts once")
+    if issues:
+        raise DataError(issues)
+
+
+# --------------------------------------------------------------------------- effects
+def _none(x):
+    if x is None or x is pd.NA:
+        return None
+    if isinstance(x, (float, np.floating)):
+        return None if math.isnan(x) else float(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    return x
+
+
+def _int_or_none(x):
+    x = _none(x)
+    return None if x is None else int(x)
+
+
+def _proportion_rows(selected, settings):
+    events = selected["events"].astype(float).to_numpy()
+    total = selected["total"].astype(float).to_numpy()
+    eff = proportion_effects(events, total, measure=settings["measure"],
+                             continuity_correction=settings["continuity_correction"])
+    lower, upper = clopper_pearson(events, total, settings["level"])
+    out = []
+    for i, (_, row) in enumerate(selected.iterrows()):
+        method = "logit"
+        if eff.cc_added[i]:
+            method += f" with continuity correction {settings['continuity_correction']:g}"
+        out.append({
+            "events": int(events[i]), "total": int(total[i]),
+            "effect": float(events[i] / total[i]),
+            "ci_lower": float(lower[i]), "ci_upper": float(upper[i]),
+            "study_ci_method": "Clopper-Pearson exact",
+            "yi": float(eff.yi[i]), "sei": float(math.sqrt(eff.vi[i])),
+            "cc_added": bool(eff.cc_added[i]), "effect_method": method,
+        })
+    return out, []
+
+
+def _hr_effect(row, methods, level):
+    """log HR and SE for one survival row, or (None, reason)."""
+    hr = _none(row["hr"])
+    lo, hi = _none(row["hr_lower"]), _none(row["hr_upper"])
+    p_value, p_is_bound = parse_p_value(row["p_value"])
+    p = None if math.isnan(p_value) else (p_value, p_is_bound)
+    for method in methods:
+        if method == "hr_ci" and None not in (hr, lo, hi):
+            ci_level = _none(row["ci_level"]) or 0.95
+            yi, sei = loghr_from_ci(hr, lo, hi, ci_level)
+            if ci_level == level:
+                shown = (lo, hi, f"reported {100 * ci_level:g}% CI")
+            else:
+                # show every study at the analysis level, so the column header holds
+                z = stats.norm.ppf(0.5 + level / 2)
+                shown = (math.exp(yi[0] - z * sei[0]), math.exp(yi[0] + z * sei[0]),
+                         f"{100 * level:g}% CI recomputed from the reported "
+                         f"{100 * ci_level:g}% CI")
+            return {
+                "yi": float(yi[0]), "sei": float(sei[0]), "effect": hr,
+                "ci_lower": shown[0], "ci_upper": shown[1], "study_ci_method": shown[2],
+                "effect_method": "hr_ci",
+            }, None
+        if method == "hr_p" and hr is not None and p is not None:
+            p_value, p_is_bound = p
+            if hr == 1 or not (0 < p_value < 1):
+                continue
+            yi, sei = loghr_from_p(hr, p_value)
+            z = stats.norm.ppf(0.5 + level / 2)
+            note = "hr_p"
+            warning = None
+            if p_is_bound:
+                note += f" (p reported as <{p_value:g}: SE is an upper bound)"
+                warning = (f"p-value reported as <{p_value:g}: its bound gives the "
+                           "largest SE consistent with the report (conservative)")
+            return {
+                "yi": float(yi[0]), "sei": float(sei[0]), "effect": hr,
+                "ci_lower": math.exp(yi[0] - z * sei[0]),
+                "ci_upper": math.exp(yi[0] + z * sei[0]),
+                "study_ci_method": f"{100 * level:g}% CI derived from the p-value",
+                "effect_method": note, "_warning": warning,
+            }, None
+    present = [c for c in _EVIDENCE_COLUMNS if _none(row[c]) not in (None, "")]
+    have = ", ".join(present) if present else "nothing"
+    return None, (f"HR not obtainable with the enabled methods "
+                  f"({', '.join(methods)}); the row reports: {have}")
+
+
+def _survival_rows(selected, settings):
+    out, dropped = [], []
+    for _, row in selected.iterrows():
+        eff, reason = _hr_effect(row, settings["hr_methods"], settings["level"])
+        if eff is None:
+            dropped.append((row, reason))
+            continue
+        p = _none(row["p_value"])
+        eff.update({
+            "hr": _none(row["hr"]), "hr_lower": _none(row["hr_lower"]),
+            "hr_upper": _none(row["hr_upper"]), "ci_level": _none(row["ci_level"]),
+            "p_value": None if p in (None, "") else str(p), "cc_added": False,
+        })
+        out.append(eff)
+    return out, dropped
+
+
+# --------------------------------------------------------------------------- pooling
+def _fit(yi, sei, settings, measure):
+    y = np.asarray(yi, dtype=float)[None, :]
+    v = (np.asarray(sei, dtype=float) ** 2)[None, :]
+    fit = fit_batch(y, v, method=settings["method"], ci=settings["ci"],
+                    pi=settings["pi"], level=settings["level"])
+    return _result_from_batch(fit, 0, measure=measure, method=settings["method"],
+                              ci=settings["ci"], pi=settings["pi"],
+                              level=settings["level"])
+
+
+def _sum_or_none(values):
+    vals = [_none(v) for v in values]
+    if not vals or any(v is None for v in vals):
+        return None
+    return int(sum(vals))
+
+
+def _pooled_row(name, model, subgroup, res, counts, *, empty_reason=None):
+    row = dict.fromkeys(POOLED_COLUMNS)
+    row.update({"analysis": name, "model": model, "subgroup": subgroup,
+                "n_participants": counts[0], "n_events": counts[1]})
+    if res is None:
+        row.update({"k": 0, "status": f"not pooled: {empty_reason}", "warnings": ""})
+        return row
+    m = res.to_dict("model")
+    n = res.to_dict("natural")
+    row.update({
+        "k": m["k"], "status": m["status"],
+        "estimate": n["estimate"], "ci_lower": n["ci_lower"], "ci_upper": n["ci_upper"],
+        "pi_lower": n["pi_lower"], "pi_upper": n["pi_upper"],
+        "estimate_model": m["estimate"], "se_model": m["se"],
+        "ci_lower_model": m["ci_lower"], "ci_upper_model": m["ci_upper"],
+        "pi_lower_model": m["pi_lower"], "pi_upper_model": m["pi_upper"],
+        "p_value": m["p_value"], "tau2": m["tau2"], "tau": m["tau"], "i2": m["i2"],
+        "h2": m["h2"], "q": m["q"], "q_df": m["q_df"], "q_p": m["q_p"],
+        "measure": m["measure"], "method": m["method"], "ci_method": m["ci_method"],
+        "pi_method": m["pi_method"], "level": m["level"],
+        "warnings": "; ".join(m["warnings"]),
+    })
+    return row
+
+
+def _counts(table, rows):
+    if table == "proportions":
+        return (_sum_or_none(r["total"] for r in rows),
+                _sum_or_none(r["events"] for r in rows))
+    n = [_sum_or_none([r["n_exp"], r["n_ctrl"]]) for r in rows]
+    e = [_sum_or_none([r["events_exp"], r["events_ctrl"]]) for r in rows]
+    return _sum_or_none(n), _sum_or_none(e)
+
+
+# --------------------------------------------------------------------------- methods
+def _pct(x):
+    return f"{100 * x:.0f}%"
+
+
+def methods_text(settings, table, studies):
+    """A methods paragraph generated from the settings actually used."""
+    level = _pct(settings["level"])
+    est = _METHOD_NAMES[settings["method"]]
+    if table == "proportions":
+        first = ("Proportions were pooled on the logit scale with inverse-variance "
+                 "weights and back-transformed with the inverse logit.")
+        n_cc = sum(1 for s in studies if s["cc_added"])
+        cc = (f" A continuity correction of {settings['continuity_correction']:g} was "
+              "added to the event and non-event counts of studies with 0 or all "
+              f"events only ({n_cc} of {len(studies)} studies). Per-study {level} "
+              "confidence intervals are exact (Clopper-Pearson).")
+    else:
+        used = sorted({s["effect_method"].split(" ")[0] for s in studies})
+        first = ("Hazard ratios (experimental vs control) were pooled on the log scale "
+                 "with inverse-variance weights and back-transformed by exponentiation.")
+        how = "; ".join(f"{m}: {HR_METHODS[m]}" for m in settings["hr_methods"])
+        cc = (f" Per study, the log HR and its standard error were obtained by the first "
+              f"applicable method in this order: {how} (Tierney et al. 2007). Methods "
+              f"used here: {', '.join(used) if used else 'none'}.")
+    if settings["method"] == "FE":
+        model = f"A common-effect model was fitted (tau² = 0)."
+    else:
+        model = (f"A random-effects model was fitted; the between-study variance (tau²) "
+                 f"was estimated by {est}.")
+    if settings["ci"] == "hksj":
+        ci = (f"The {level} confidence interval of the pooled estimate used the "
+              "Hartung-Knapp-Sidik-Jonkman method (t distribution with k-1 degrees of "
+              "freedom, no truncation of the variance scale factor).")
+    else:
+        ci = f"The {level} confidence interval of the pooled estimate is a Wald (normal) interval."
+    if settings["pi"] == "none":
+        pi = "No prediction interval was computed."
+    else:
+        dist = ("a t distribution with k-1 degrees of freedom" if settings["pi"] == "t"
+                else "the normal distribution")
+        pi = (f"The {level} prediction interval used {dist} and the variance tau² + "
+              f"SE² of the pooled estimate; it is not reported when k < {MIN_K_PI}.")
+    het = ("Heterogeneity is reported as tau², Cochran's Q with its chi-squared p-value, "
+           "and I² and H² computed from tau² (as in metafor). With a single study the "
+           "result is reported without pooling.")
+    soft = f"Analyses used metapool {__version__}."
+    return " ".join([first + cc, model, ci, pi, het, soft])
+
+
+def _software():
+    out = {"metapool": __version__}
+    for pkg in ("numpy", "scipy", "pandas"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            out[pkg] = "unknown"
+    return out
+
+
+# --------------------------------------------------------------------------- run
+def run_analysis(tables, name, spec, defaults=None):
+    """Run one configured analysis and return its analysis document.
+
+    Parameters
+    ----------
+    tables : metapool.io.Tables
+        Validated input tables.
+    name : str
+        Analysis name (becomes ``results/<name>/``).
+    spec : dict
+        The analysis entry of the config (``table``, ``outcome``, ``include``,
+        ``exclude``, ``subgroup``, ``title`` and optional method overrides).
+    defaults : dict, optional
+        The config's ``defaults``.
+
+    Returns
+    -------
+    dict
+        The analysis document (see ``docs/architecture.md``).
+    """
+    settings = resolve_settings(spec, defaults)
+    table = spec["table"]
+    selected, merged = _select(tables, name, spec)
+    selected = selected.sort_values(["year", "study_id"], na_position="last",
+                                    kind="mergesort")
+    if table == "proportions":
+        effects, dropped = _proportion_rows(selected, settings)
+        measure = settings["measure"]
+    else:
+        effects, dropped = _survival_rows(selected, settings)
+        measure = "logHR"
+    dropped_ids = {row["study_id"]: reason for row, reason in dropped}
+    kept = selected[~selected["study_id"].isin(dropped_ids)]
+    merged = merged.copy()
+    for sid, reason in dropped_ids.items():
+        merged.loc[(merged["study_id"] == sid) & merged["_reason"].isna(), "_reason"] = reason
+    excluded, ongoing = _excluded_and_ongoing(tables, spec, merged, set(kept["study_id"]))
+
+    group = _group_column(table)
+    subgroup_col = spec.get("subgroup")
+    warnings = []
+    studies = []
+    for (_, row), eff in zip(kept.iterrows(), effects):
+        warning = eff.pop("_warning", None)
+        if warning:
+            warnings.append(f"{_label(row)}: {warning}")
+        sub = (_text(row[subgroup_col]) or "not reported") if subgroup_col else ""
+        studies.append({
+            "study_id": row["study_id"], "label": _label(row),
+            "year": _int_or_none(row["year"]), "subgroup": sub,
+            "group": _text(row[group]),
+            "events": eff.get("events"), "total": eff.get("total"),
+            "hr": eff.get("hr"), "hr_lower": eff.get("hr_lower"),
+            "hr_upper": eff.get("hr_upper"), "ci_level": eff.get("ci_level"),
+            "p_value": eff.get("p_value"),
+            "effect": eff["effect"], "ci_lower": eff["ci_lower"],
+            "ci_upper": eff["ci_upper"], "study_ci_method": eff["study_ci_method"],
+            "yi": eff["yi"], "sei": eff["sei"], "weight_pct": None,
+            "cc_added": eff["cc_added"], "effect_method": eff["effect_method"],
+            "derived": _text(row.get("derived", "")),
+            "derivation": _text(row["derivation"]), "source": _text(row["source"]),
+            "doi": _text(row["doi"]), "source_row": int(row["source_row"]),
+            "_row": row,
+        })
+
+    # warnings the validator raised on rows this analysis uses
+    used_rows = {s["source_row"] for s in studies}
+    path = _table_path(tables, table)
+    for issue in getattr(tables, "warnings", []):
+        if str(issue.file) == path and issue.row in used_rows:
+            warnings.append(str(issue))
+
+    models = []
+    if studies:
+        overall = _fit([s["yi"] for s in studies], [s["sei"] for s in studies],
+                       settings, measure)
+        for s, w in zip(studies, overall.weights):
+            s["weight_pct"] = w if overall.pooled else None
+        models.append(_pooled_row(name, "overall", "", overall,
+                                  _counts(table, [s["_row"] for s in studies])))
+        if subgroup_col:
+            for level in sorted({s["subgroup"] for s in studies}):
+                members = [s for s in studies if s["subgroup"] == level]
+                res = _fit([s["yi"] for s in members], [s["sei"] for s in members],
+                           settings, measure)
+                models.append(_pooled_row(name, "subgroup", level, res,
+                                          _counts(table, [s["_row"] for s in members])))
+    else:
+        models.append(_pooled_row(name, "overall", "", None, (None, None),
+                                  empty_reason="no study with a usable effect"))
+    for m in models:
+        for w in filter(None, (m["warnings"] or "").split("; ")):
+            tag = "overall" if m["model"] == "overall" else f"subgroup {m['subgroup']}"
+            warnings.append(f"{tag}: {w}")
+    for s in studies:
+        del s["_row"]
+
+    if table == "proportions":
+        scale = {"model": "logit", "natural": "proportion"}
+        back = "inverse logit"
+        effect_label = "Proportion"
+        cc = (f"{settings['continuity_correction']:g} added to both cells of 0-event "
+              "and all-event studies only")
+    else:
+        scale = {"model": "log HR", "natural": "HR"}
+        back = "exponential"
+        effect_label = "Hazard ratio"
+        cc = "not applicable"
+    return {
+        "analysis": name,
+        "title": spec.get("title", name),
+        "table": table,
+        "outcome": spec["outcome"],
+        "measure": "PLO" if table == "proportions" else "HR",
+        "effect_label": effect_label,
+        "scale": scale,
+        "methods": {
+            "estimator": settings["method"],
+            "ci": settings["ci"],
+            "pi": settings["pi"],
+            "level": settings["level"],
+            "transformation": scale["model"],
+            "back_transformation": back,
+            "continuity_correction": cc,
+            "hr_methods": settings["hr_methods"] if table == "survival" else [],
+            "subgroup": subgroup_col,
+            "weight_basis": "overall random-effects model",
+            "text": methods_text(settings, table, studies),
+        },
+        "models": models,
+        "studies": studies,
+        "excluded": excluded,
+        "ongoing": ongoing,
+        "warnings": warnings,
+        "software": _software(),
+    }
+
+
+# --------------------------------------------------------------------------- writing
+_FORMULA_PREFIXES = ("=", "+", "-", "@")
+
+
+def neutralise_csv_text(value):
+    """Prefix text that a spreadsheet would run as a formula with a quote."""
+    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _frame(rows, columns):
+    df = pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
+    for c in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            df[c] = df[c].map(neutralise_csv_text)
+    return df
+
+
+def _atomic_write(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _csv_text(df):
+    return df.to_csv(index=False, float_format="%.12g", lineterminator="\n")
+
+
+def _json_ready(obj):
+    if isinstance(obj, dict):
+        return {k: _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    return _none(obj) if isinstance(obj, (float, np.floating, np.integer)) else obj
+
+
+def write_analysis_outputs(doc, *, pooled, studies, excluded, document):
+    """Write the analysis document and its CSV views (deterministic, atomic)."""
+    _atomic_write(pooled, _csv_text(_frame(doc["models"], POOLED_COLUMNS)))
+    _atomic_write(studies, _csv_text(_frame(doc["studies"], STUDY_COLUMNS)))
+    _atomic_write(excluded, _csv_text(_frame(doc["excluded"], EXCLUDED_COLUMNS)))
+    text = json.dumps(_json_ready(doc), indent=2, ensure_ascii=False, allow_nan=False)
+    _atomic_write(document, text + "\n")

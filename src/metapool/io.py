@@ -1,0 +1,709 @@
+"""Read and validate the input tables ``studies.csv``, ``proportions.csv`` and ``survival.csv``.
+
+The contract for each table lives in ``metapool/schemas/<table>.schema.json`` (JSON Schema draft
+2020-12, one row per instance). Column order, required cells, types, patterns, enums, bounds,
+unique keys (``x-unique-key``) and conditional requirements (``dependentRequired``) all come from
+those schemas; :data:`COLUMNS`, :data:`REQUIRED_COLUMNS` and :data:`DTYPES` are derived from them.
+
+Reading
+-------
+Each file is read as UTF-8 text (with or without a BOM; any line endings), every cell and header
+name is stripped of surrounding whitespace, and every cell is parsed and validated here so that a
+problem can be reported with its file, row, column and reason. Every column of the contract must
+be present in the header (in any order); *required* columns additionally must not have empty
+cells. Rows whose cells are all empty (blank lines, ``,,,`` rows from spreadsheets) are skipped.
+
+Row numbers
+-----------
+``row N`` and the ``source_row`` column are 1-based data row numbers with the header excluded,
+so data row N is line N + 1 of the file (unless a quoted cell spans several lines).
+
+Data types
+----------
+The returned DataFrames have the contract columns in contract order plus ``source_row``:
+
+* text columns: pandas ``str`` dtype, ``""`` for an empty cell (never NaN);
+* integer columns (counts, year, n_total): nullable ``Int64``, ``<NA>`` for an empty cell;
+* number columns (hr, CI bounds, ci_level, medians): ``float64``, NaN only for an empty cell;
+* ``p_value`` is kept as text (``"0.03"`` or ``"<0.001"``); see :func:`parse_p_value`;
+* ``source_row``: ``int64``.
+
+Problems
+--------
+All problems in all three tables are collected before anything is raised. Errors raise one
+:class:`DataError` listing every error in file order (studies, proportions, survival), then row,
+then column (contract order). Warnings do not stop loading and are returned in
+:attr:`Tables.warnings`:
+
+* a hazard-ratio CI that is not symmetric around the HR on the log scale. With
+  ``a = ln HR``, ``m = (ln L + ln U) / 2`` and ``w = (ln U - ln L) / 2`` the CI is accepted when
+  ``|a - m| <= 0.1 w`` for *some* HR, L, U within half a unit of the last reported decimal of
+  each number (so ``0.51`` may be anything in [0.505, 0.515]); otherwise it warns;
+* ``events == 1`` with ``total >= 20`` (possibly a proportion, 1 = 100%, typed as a count).
+  Zero events are not flagged: a true 0/n (no deaths, no severe complications) is common in
+  this literature and a typed "0" cannot be told from it.
+
+The module is pure: it does not print or log.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pandas as pd
+
+__all__ = [
+    "COLUMNS",
+    "DTYPES",
+    "REQUIRED_COLUMNS",
+    "SCHEMAS",
+    "TABLES",
+    "DataError",
+    "Issue",
+    "Tables",
+    "check_tables",
+    "format_issues",
+    "load_schema",
+    "load_tables",
+    "parse_p_value",
+]
+
+#: The input tables, in the order their problems are reported.
+TABLES: tuple[str, ...] = ("studies", "proportions", "survival")
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_NUM_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+# Placeholders people type for "not reported"; an empty cell is the way to say that.
+_MISSING_WORDS = {"na", "n/a", "nr", "nan", "none", "null", "-", "--", ".", "?", "ne", "missing"}
+# Registration tokens need digits, so words like 'not registered' never match each other.
+_REG_TOKEN_RE = re.compile(r"^(?=(?:.*\d){4})\S+$")
+_BOUND_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def load_schema(table: str) -> dict[str, Any]:
+    """Load the JSON schema of one input table.
+
+    Parameters
+    ----------
+    table : str
+        One of :data:`TABLES`.
+
+    Returns
+    -------
+    dict
+        The parsed ``<table>.schema.json`` shipped with the package.
+    """
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
+    schema_file = resources.files("metapool").joinpath("schemas", f"{table}.schema.json")
+    return json.loads(schema_file.read_text(encoding="utf-8"))
+
+
+def _dtype(prop: dict[str, Any]) -> str:
+    types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
+    if types == ["integer"]:
+        return "Int64"
+    if types == ["number"]:
+        return "float64"
+    return "str"  # text, and mixed number-or-text cells such as p_value
+
+
+#: Parsed schema per table.
+SCHEMAS: dict[str, dict[str, Any]] = {t: load_schema(t) for t in TABLES}
+#: All columns per table, in contract order (all must be present in the header).
+COLUMNS: dict[str, tuple[str, ...]] = {t: tuple(SCHEMAS[t]["x-column-order"]) for t in TABLES}
+#: Columns whose cells must not be empty, in contract order.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    t: tuple(c for c in COLUMNS[t] if c in SCHEMAS[t]["required"]) for t in TABLES
+}
+#: pandas dtype of each column of the loaded DataFrames ("str", "Int64" or "float64").
+DTYPES: dict[str, dict[str, str]] = {
+    t: {c: _dtype(SCHEMAS[t]["properties"][c]) for c in COLUMNS[t]} for t in TABLES
+}
+_VALIDATORS = {t: jsonschema.Draft202012Validator(SCHEMAS[t]) for t in TABLES}
+
+
+# --------------------------------------------------------------------------- public types
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found in an input table.
+
+    Attributes
+    ----------
+    file : str
+        Path of the table as given to :func:`load_tables`.
+    row : int or None
+        1-based data row (header excluded), or None for a file-level problem.
+    column : str or None
+        Column name, or None when the problem concerns a whole row or file.
+    message : str
+        What is wrong.
+    severity : {"error", "warning"}
+        Errors stop loading; warnings are returned in :attr:`Tables.warnings`.
+    study_id : str or None
+        The row's study_id when known.
+    """
+
+    file: str
+    row: int | None
+    column: str | None
+    message: str
+    severity: str = "error"
+    study_id: str | None = None
+
+    def __str__(self) -> str:
+        if self.row is None:
+            return f"{self.file}: {self.message}"
+        where = f"{self.file}, row {self.row}"
+        if self.study_id:
+            where += f" (study_id={self.study_id})"
+        if self.column is not None:
+            where += f", column '{self.column}'"
+        return f"{where}: {self.message}"
+
+
+def format_issues(issues: list[Issue]) -> str:
+    """Render issues as a header line and one bullet per issue.
+
+    Parameters
+    ----------
+    issues : list of Issue
+        Issues in the order they should be shown.
+
+    Returns
+    -------
+    str
+        ``"N problem(s) in the input tables:"`` followed by one ``"  - <issue>"`` line per
+        issue; warnings are marked ``"  - warning: <issue>"``.
+    """
+    lines = [f"{len(issues)} problem(s) in the input tables:"]
+    for issue in issues:
+        mark = "warning: " if issue.severity == "warning" else ""
+        lines.append(f"  - {mark}{issue}")
+    return "\n".join(lines)
+
+
+class DataError(Exception):
+    """The input tables are invalid.
+
+    Parameters
+    ----------
+    issues : list of Issue
+        Every error found, in report order.
+    warnings : list of Issue, optional
+        Warnings found alongside the errors.
+    """
+
+    def __init__(self, issues: list[Issue], warnings: list[Issue] | None = None) -> None:
+        self.issues = list(issues)
+        self.warnings = list(warnings or [])
+        super().__init__(self.issues, self.warnings)  # args that rebuild it, e.g. when pickled
+
+    def __str__(self) -> str:
+        return format_issues(self.issues)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The validated input tables.
+
+    Attributes
+    ----------
+    studies, proportions, survival : pandas.DataFrame
+        Contract columns in contract order plus ``source_row`` (see the module docstring for
+        dtypes).
+    paths : dict of str to pathlib.Path
+        Path of each table, keyed by table name.
+    warnings : list of Issue
+        Non-fatal problems, in report order.
+    """
+
+    studies: pd.DataFrame
+    proportions: pd.DataFrame
+    survival: pd.DataFrame
+    paths: dict[str, Path]
+    warnings: list[Issue] = field(default_factory=list)
+
+
+def parse_p_value(text: str) -> tuple[float, bool]:
+    """Parse a validated ``p_value`` cell.
+
+    Parameters
+    ----------
+    text : str
+        ``""``, a number such as ``"0.03"``, or a bound such as ``"<0.001"``.
+
+    Returns
+    -------
+    value : float
+        The number or the bound (NaN for an empty cell).
+    is_bound : bool
+        True when the text is ``<x`` ("p below x").
+    """
+    if text == "":
+        return math.nan, False
+    if text.startswith("<"):
+        return float(text[1:].strip()), True
+    return float(text), False
+
+
+# --------------------------------------------------------------------------- working state
+
+
+@dataclass
+class _Row:
+    number: int
+    text: dict[str, str]
+    value: dict[str, Any] = field(default_factory=dict)  # only cells that passed validation
+
+    @property
+    def study_id(self) -> str | None:
+        return self.text.get("study_id") or None
+
+
+@dataclass
+class _Table:
+    name: str
+    file: str
+    readable: bool = False
+    columns: set[str] = field(default_factory=set)  # contract columns usable from the header
+    rows: list[_Row] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+
+    def add(self, message: str, row: _Row | None = None, column: str | None = None,
+            severity: str = "error") -> None:
+        self.issues.append(Issue(
+            self.file, row.number if row else None, column, message, severity,
+            row.study_id if row else None,
+        ))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_raw(path: str) -> tuple[pd.DataFrame | None, str | None]:
+    """Read a CSV as stripped text cells (header in row 0), or return why it can't be read."""
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                          header=None, skip_blank_lines=False)
+    except FileNotFoundError:
+        return None, "file not found"
+    except IsADirectoryError:
+        return None, "is a directory, not a CSV file"
+    except PermissionError:
+        return None, "cannot be read (permission denied)"
+    except UnicodeDecodeError as exc:
+        return None, f"is not valid UTF-8 text (byte {exc.start}); save it as 'CSV UTF-8'"
+    except pd.errors.EmptyDataError:
+        return None, "file is empty (no header row)"
+    except pd.errors.ParserError as exc:
+        return None, _parser_message(exc)
+    raw = raw.fillna("").apply(lambda col: col.str.strip())
+    if raw.empty or (raw.iloc[0] == "").all():
+        return None, "file is empty (no header row)"
+    return raw, None
+
+
+def _parser_message(exc: Exception) -> str:
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+    if not found:
+        return f"cannot be parsed as CSV: {str(exc).strip()}"
+    expected, line, saw = found.groups()
+    return (f"line {line} has {saw} fields but the header has {expected} "
+            "(quote cells that contain commas)")
+
+
+def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    """Return `` (did you mean 'x'?)`` for the closest choice, ignoring case, or ""."""
+    lowered = {c.lower(): c for c in choices}
+    match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean '{lowered[match[0]]}'?)" if match else ""
+
+
+def _map_header(table: _Table, raw: pd.DataFrame) -> dict[str, int]:
+    """Check the header; return the position of each usable contract column."""
+    names = list(raw.iloc[0])
+    known = COLUMNS[table.name]
+    positions: dict[str, list[int]] = defaultdict(list)
+    for i, name in enumerate(names):
+        positions[name].append(i)
+    usable: dict[str, int] = {}
+    for name, where in positions.items():
+        if name == "":
+            _check_unnamed(table, raw, where)
+        elif name not in known:
+            table.add(f"unknown column '{name}'{_suggest(name, known)}", column=name)
+        elif len(where) > 1:
+            cols = " and ".join(str(i + 1) for i in where)
+            table.add(f"duplicated column '{name}' (columns {cols})", column=name)
+        else:
+            usable[name] = where[0]
+    for name in known:
+        if name not in positions:
+            table.add(f"missing required column '{name}'", column=name)
+    return usable
+
+
+def _check_unnamed(table: _Table, raw: pd.DataFrame, where: list[int]) -> None:
+    # Spreadsheets add trailing unnamed empty columns; only complain when they hold data.
+    for i in where:
+        if (raw.iloc[1:, i] != "").any():
+            table.add(f"column {i + 1} has values but no header name")
+
+
+def _read_table(name: str, path: str | os.PathLike[str]) -> _Table:
+    table = _Table(name, os.fspath(path))
+    raw, problem = _read_raw(table.file)
+    if raw is None:
+        table.add(problem or "cannot be read")
+        return table
+    usable = _map_header(table, raw)
+    table.readable = True
+    table.columns = set(usable)
+    records = raw.to_numpy(dtype=object).tolist()
+    for number, cells in enumerate(records[1:], start=1):
+        if all(c == "" for c in cells):
+            continue
+        text = {col: cells[pos] for col, pos in usable.items()}
+        table.rows.append(_Row(number, text))
+    return table
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def _parse_cell(text: str, prop: dict[str, Any]) -> tuple[Any, str | None]:
+    """Convert a non-empty cell to the schema type; return (value, problem)."""
+    types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
+    hint = " (leave the cell empty when not reported)" if text.lower() in _MISSING_WORDS else ""
+    if "integer" in types:
+        if _INT_RE.match(text):
+            return int(text), None
+        return None, f"'{text}' is not an integer{hint}"
+    if "number" in types:
+        if _NUM_RE.match(text):
+            return float(text), None
+        if "string" not in types:
+            return None, f"'{text}' is not a number{hint}"
+    return text, None
+
+
+def _range_message(prop: dict[str, Any], text: str) -> str:
+    low = prop.get("minimum", prop.get("exclusiveMinimum"))
+    high = prop.get("maximum", prop.get("exclusiveMaximum"))
+    if low is not None and high is not None:
+        left = "[" if "minimum" in prop else "("
+        right = "]" if "maximum" in prop else ")"
+        message = f"{text} is outside {left}{low}, {high}{right}"
+    elif low is not None:
+        message = f"{text} must be {'>=' if 'minimum' in prop else '>'} {low}"
+    else:
+        message = f"{text} must be {'<=' if 'maximum' in prop else '<'} {high}"
+    return f"{message} ({prop['x-hint']})" if "x-hint" in prop else message
+
+
+def _keyword_message(error: jsonschema.ValidationError, text: str) -> str:
+    prop = error.schema
+    if error.validator == "pattern":
+        expected = prop.get("x-expected", f"a value matching {prop['pattern']}")
+        return f"'{text}' is not valid: expected {expected}"
+    if error.validator == "enum":
+        return f"'{text}' is not one of: {', '.join(map(str, prop['enum']))}"
+    if error.validator in _BOUND_KEYWORDS:
+        return _range_message(prop, text)
+    return f"'{text}' is invalid: {error.message}"
+
+
+def _validate_row(table: _Table, row: _Row) -> None:
+    """Parse and validate every cell of a row against the schema; keep the good values."""
+    props = SCHEMAS[table.name]["properties"]
+    instance: dict[str, Any] = {}
+    for col, text in row.text.items():
+        if text == "":
+            continue  # empty = absent, so 'required' reports it
+        value, problem = _parse_cell(text, props[col])
+        if problem:
+            table.add(problem, row, col)
+        else:
+            instance[col] = value
+    bad: set[str] = set()
+    handled: set[str] = set()
+    for error in _VALIDATORS[table.name].iter_errors(instance):
+        keyword = error.validator
+        if keyword in ("required", "dependentRequired"):
+            if keyword not in handled:  # one error per missing name; report them all once
+                handled.add(keyword)
+                _report_missing(table, row, keyword, error.validator_value, instance)
+        elif error.path:
+            col = str(error.path[0])
+            bad.add(col)
+            table.add(_keyword_message(error, row.text[col]), row, col)
+    row.value = {c: v for c, v in instance.items() if c not in bad}
+
+
+def _report_missing(table: _Table, row: _Row, keyword: str, rule: Any,
+                    instance: dict[str, Any]) -> None:
+    if keyword == "required":
+        for col in rule:
+            if row.text.get(col) == "":  # a missing column or a bad value is reported already
+                table.add("required value is empty", row, col)
+        return
+    because: dict[str, list[str]] = defaultdict(list)
+    for given, needs in rule.items():
+        if given in instance:
+            for col in needs:
+                if row.text.get(col) == "":
+                    because[col].append(given)
+    for col, givens in because.items():
+        table.add(f"empty, but required because {' and '.join(givens)} "
+                  f"{'is' if len(givens) == 1 else 'are'} given", row, col)
+
+
+# --------------------------------------------------------------------------- table rules
+
+
+def _check_unique(table: _Table) -> None:
+    """Report rows that repeat the table's unique key, naming the first row."""
+    key = SCHEMAS[table.name]["x-unique-key"]
+    required = REQUIRED_COLUMNS[table.name]
+    if not set(key) <= table.columns:
+        return
+    first: dict[tuple[str, ...], int] = {}
+    for row in table.rows:
+        if any(row.text[c] == "" for c in key if c in required):
+            continue  # an empty key cell is reported as such
+        values = tuple(row.text[c] for c in key)
+        if values not in first:
+            first[values] = row.number
+            continue
+        same = ", ".join(f"{c}='{v}'" for c, v in zip(key, values))
+        column = key[0] if len(key) == 1 else None
+        table.add(f"duplicate of row {first[values]} (same {same})", row, column)
+
+
+def _check_same_cohort(table: _Table) -> None:
+    """Two study rows with the same DOI or registration are one cohort entered twice."""
+    for col, tokens in (("doi", _doi_tokens), ("registration", _registration_tokens)):
+        seen: dict[str, _Row] = {}
+        for row in table.rows:
+            for token in tokens(row.text.get(col, "")):
+                other = seen.setdefault(token.upper(), row)
+                if other is not row:
+                    table.add(f"{col} '{token}' is also on row {other.number} "
+                              f"(study_id={other.study_id}); one cohort must be one study row",
+                              row, col)
+
+
+def _doi_tokens(text: str) -> list[str]:
+    return [text] if text else []
+
+
+def _registration_tokens(text: str) -> list[str]:
+    return [t for t in re.split(r"[;,\s]+", text) if _REG_TOKEN_RE.match(t)]
+
+
+def _check_proportion_rows(table: _Table) -> None:
+    for row in table.rows:
+        events, total = row.value.get("events"), row.value.get("total")
+        if events is None or total is None:
+            continue
+        if events > total:
+            table.add(f"{row.text['events']} events > total {row.text['total']}", row, "events")
+        elif events == 1 and total >= 20:
+            table.add(f"events {row.text['events']} with total {row.text['total']}: possibly a "
+                      "percentage or proportion typed as a count", row, "events", "warning")
+
+
+def _check_survival_rows(table: _Table) -> None:
+    for row in table.rows:
+        for arm in ("exp", "ctrl"):
+            _check_not_greater(table, row, f"events_{arm}", f"n_{arm}")
+        _check_hr_ci(table, row)
+
+
+def _check_not_greater(table: _Table, row: _Row, small: str, large: str) -> None:
+    a, b = row.value.get(small), row.value.get(large)
+    if a is not None and b is not None and a > b:
+        table.add(f"{small} {row.text[small]} > {large} {row.text[large]}", row, small)
+
+
+def _check_hr_ci(table: _Table, row: _Row) -> None:
+    hr, low, high = (row.value.get(c) for c in ("hr", "hr_lower", "hr_upper"))
+    if low is None or high is None:
+        return
+    if low > high:
+        table.add(f"hr_lower {row.text['hr_lower']} > hr_upper {row.text['hr_upper']}",
+                  row, "hr_lower")
+        return
+    if hr is None:
+        return
+    ci = f"{row.text['hr_lower']}-{row.text['hr_upper']}"
+    if not low <= hr <= high:
+        table.add(f"HR {row.text['hr']} outside its CI {ci}", row, "hr")
+    elif high > low and _ci_asymmetry(row.text["hr"], row.text["hr_lower"],
+                                      row.text["hr_upper"]) > 0:
+        centre = math.exp((math.log(low) + math.log(high)) / 2)
+        table.add(f"CI {ci} is not symmetric around HR {row.text['hr']} on the log scale "
+                  f"(its geometric midpoint is {centre:.2f}) beyond what rounding explains; "
+                  "check the numbers", row, "hr", "warning")
+
+
+def _half_unit(text: str) -> float:
+    """Half a unit of the last reported decimal of a number's text ('0.51' -> 0.005)."""
+    mantissa, _, exponent = text.lower().partition("e")
+    decimals = len(mantissa.partition(".")[2]) - int(exponent or 0)
+    return 0.5 * 10.0 ** (-decimals)
+
+
+def _ci_asymmetry(hr: str, lower: str, upper: str) -> float:
+    """Smallest achievable ``|ln HR - m| - 0.1 w`` over the rounding box; > 0 means asymmetric.
+
+    With ``m`` the log midpoint and ``w`` the log half-width of the CI. When HR sits above the
+    midpoint the most symmetric reading rounds HR down and both bounds up (and vice versa); if
+    even that reading stays beyond the tolerance, no reading within rounding is symmetric.
+    """
+    h, lo, up = float(hr), float(lower), float(upper)
+    eh, el, eu = _half_unit(hr), _half_unit(lower), _half_unit(upper)
+    tiny = 1e-300  # keeps logs finite if rounding reaches zero
+    if math.log(h) >= (math.log(lo) + math.log(up)) / 2:
+        a, b, c = max(h - eh, tiny), lo + el, up + eu
+        return math.log(a) - 0.45 * math.log(b) - 0.55 * math.log(c)
+    a, b, c = h + eh, max(lo - el, tiny), max(up - eu, tiny)
+    return -math.log(a) + 0.55 * math.log(b) + 0.45 * math.log(c)
+
+
+def _check_references(table: _Table, studies: _Table) -> None:
+    """Results rows must name a known, published study."""
+    if not studies.readable or "study_id" not in studies.columns:
+        return  # the studies problem is reported already; avoid one error per results row
+    known: dict[str, _Row] = {}
+    for row in studies.rows:
+        if row.study_id:  # even a malformed id: its row already carries the error
+            known.setdefault(row.study_id, row)
+    studies_name = Path(studies.file).name
+    for row in table.rows:
+        study_id = row.value.get("study_id")
+        if study_id is None:
+            continue
+        if study_id not in known:
+            table.add(f"'{study_id}' is not in {studies_name}{_suggest(study_id, list(known))}",
+                      row, "study_id")
+        elif known[study_id].value.get("status") == "ongoing":
+            table.add(f"'{study_id}' has status 'ongoing' in {studies_name}: ongoing studies "
+                      "must have no results rows", row, "study_id")
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+def _frame(table: _Table) -> pd.DataFrame:
+    """Build the typed DataFrame of a table that has no errors."""
+    data: dict[str, Any] = {}
+    for col in COLUMNS[table.name]:
+        dtype = DTYPES[table.name][col]
+        if dtype == "str":
+            data[col] = pd.Series([r.text[col] for r in table.rows], dtype="str")
+        elif dtype == "Int64":
+            data[col] = pd.array([r.value.get(col, pd.NA) for r in table.rows], dtype="Int64")
+        else:
+            data[col] = pd.Series([r.value.get(col, math.nan) for r in table.rows],
+                                  dtype="float64")
+    data["source_row"] = pd.Series([r.number for r in table.rows], dtype="int64")
+    return pd.DataFrame(data, index=pd.RangeIndex(len(table.rows)))
+
+
+def _sorted_issues(table: _Table) -> list[Issue]:
+    order = {c: i for i, c in enumerate(COLUMNS[table.name])}
+
+    def key(item: tuple[int, Issue]) -> tuple[int, int, int, int]:
+        seq, issue = item
+        column = -1 if issue.column is None else order.get(issue.column, len(order))
+        return (issue.row is not None, issue.row or 0, column, seq)
+
+    return [issue for _, issue in sorted(enumerate(table.issues), key=key)]
+
+
+def _validate(studies: _Table, proportions: _Table, survival: _Table) -> None:
+    for table in (studies, proportions, survival):
+        for row in table.rows:
+            _validate_row(table, row)
+        _check_unique(table)
+    _check_same_cohort(studies)
+    _check_proportion_rows(proportions)
+    _check_survival_rows(survival)
+    _check_references(proportions, studies)
+    _check_references(survival, studies)
+
+
+def check_tables(
+    studies: str | os.PathLike[str],
+    proportions: str | os.PathLike[str],
+    survival: str | os.PathLike[str],
+) -> tuple[Tables | None, list[Issue]]:
+    """Read and validate the three input tables without raising.
+
+    Parameters
+    ----------
+    studies, proportions, survival : str or os.PathLike
+        Paths of ``studies.csv``, ``proportions.csv`` and ``survival.csv``.
+
+    Returns
+    -------
+    tables : Tables or None
+        The loaded tables, or None when there is at least one error.
+    issues : list of Issue
+        Every error and warning, in report order.
+    """
+    paths = {"studies": studies, "proportions": proportions, "survival": survival}
+    tables = {name: _read_table(name, path) for name, path in paths.items()}
+    _validate(tables["studies"], tables["proportions"], tables["survival"])
+    issues = [i for name in TABLES for i in _sorted_issues(tables[name])]
+    errors = [i for i in issues if i.severity == "error"]
+    if errors:
+        return None, issues
+    warnings = [i for i in issues if i.severity == "warning"]
+    frames = {name: _frame(tables[name]) for name in TABLES}
+    return Tables(**frames, paths={k: Path(v) for k, v in paths.items()},
+                  warnings=warnings), issues
+
+
+def load_tables(
+    studies: str | os.PathLike[str],
+    proportions: str | os.PathLike[str],
+    survival: str | os.PathLike[str],
+) -> Tables:
+    """Read and validate the three input tables.
+
+    Parameters
+    ----------
+    studies, proportions, survival : str or os.PathLike
+        Paths of ``studies.csv``, ``proportions.csv`` and ``survival.csv``.
+
+    Returns
+    -------
+    Tables
+        Typed DataFrames (see the module docstring), their paths and any warnings.
+
+    Raises
+    ------
+    DataError
+        Listing every error in every table when any is found.
+    """
+    tables, issues = check_tables(studies, proportions, survival)
+    if tables is None:
+        errors = [i for i in issues if i.severity == "error"]
+        warnings = [i for i in issues if i.severity == "warning"]
+        raise DataError(errors, warnings)
+    return tables

