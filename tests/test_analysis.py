@@ -1,7 +1,6 @@
 """One configured analysis end to end inside the package (metapool.analysis)."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -121,3 +120,23 @@ def test_outputs_are_deterministic_and_csv_safe(tables, tmp_path):
     assert "'=HYPERLINK" in studies_csv and ",=HYPERLINK" not in studies_csv
     doc = json.loads(paths[0]["document"].read_text())
     assert doc["models"][1]["estimate"] is None  # null, never NaN
+
+
+def test_reported_ci_at_another_level_is_shown_at_the_analysis_level(tmp_path):
+    survival = SURVIVAL.replace(
+        "D2022,OS,treatment: BACE vs chemo,0.60,,,,<0.01,",
+        "D2022,OS,treatment: BACE vs chemo,0.60,0.45,0.80,0.90,,")
+    paths = []
+    for name, text in (("studies", STUDIES), ("proportions", PROPORTIONS),
+                       ("survival", survival)):
+        paths.append(tmp_path / f"{name}.csv")
+        paths[-1].write_text(text)
+    doc = run_analysis(load_tables(*paths), "os", OS, {})
+    d = {s["study_id"]: s for s in doc["studies"]}["D2022"]
+    # SE from the 90% CI: (ln 0.80 - ln 0.45) / (2 * 1.6449)
+    import math
+    se = (math.log(0.80) - math.log(0.45)) / (2 * 1.6448536269514722)
+    assert abs(d["sei"] - se) < 1e-12
+    assert abs(d["ci_lower"] - math.exp(math.log(0.6) - 1.959963984540054 * se)) < 1e-12
+    assert d["study_ci_method"] == "95% CI recomputed from the reported 90% CI"
+    assert (d["hr_lower"], d["hr_upper"], d["ci_level"]) == (0.45, 0.80, 0.90)

@@ -17,7 +17,6 @@ Tolerances (relative unless the reference is 0):
 """
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np

@@ -13,7 +13,7 @@ import pytest
 from markupsafe import escape
 
 from metapool.report import render_report, write_report
-from metapool.report.render import (
+from metapool.formatting import (
     doi_url,
     fmt_effect,
     fmt_effect_ci,

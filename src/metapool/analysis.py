@@ -454,7 +454,7 @@ def methods_text(settings, table, studies):
               f"applicable method in this order: {how} (Tierney et al. 2007). Methods "
               f"used here: {', '.join(used) if used else 'none'}.")
     if settings["method"] == "FE":
-        model = f"A common-effect model was fitted (tau² = 0)."
+        model = "A common-effect model was fitted (tau² = 0)."
     else:
         model = (f"A random-effects model was fitted; the between-study variance (tau²) "
                  f"was estimated by {est}.")

@@ -37,7 +37,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Polygon
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from metapool.report.render import (
+from metapool.formatting import (
+    as_float,
+    is_yes,
     DASH,
     fmt_int,
     fmt_interval,
@@ -170,27 +172,13 @@ def _style() -> Iterator[None]:
         yield
 
 
-def _num(value: Any) -> float | None:
-    """Float value of a cell, or None when missing or not numeric."""
-    if is_missing(value) or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(out) else out
 
 
-def _yes(value: Any) -> bool:
-    """Interpret a yes/no/bool cell."""
-    if isinstance(value, str):
-        return value.strip().lower() in {"yes", "true", "1", "y"}
-    return bool(value) and not is_missing(value)
 
 
 def _is_derived(study: Mapping[str, Any]) -> bool:
     """Whether a study's effect or CI was derived rather than read as reported."""
-    if _yes(study.get("derived")):
+    if is_yes(study.get("derived")):
         return True
     method = str(study.get("effect_method") or "").lower()
     ci_method = str(study.get("study_ci_method") or "").lower()
@@ -200,7 +188,7 @@ def _is_derived(study: Mapping[str, Any]) -> bool:
 def _is_pooled(row: Mapping[str, Any]) -> bool:
     """Whether a pooled row has an estimate to draw."""
     return (
-        str(row.get("status", "")).startswith("pooled") and _num(row.get("estimate")) is not None
+        str(row.get("status", "")).startswith("pooled") and as_float(row.get("estimate")) is not None
     )
 
 
@@ -236,13 +224,13 @@ def _data_text(study: Mapping[str, Any], proportion: bool) -> str:
         if is_missing(study.get("events")) or is_missing(study.get("total")):
             return DASH
         return f"{fmt_int(study['events'])}/{fmt_int(study['total'])}"
-    hr = _num(study.get("hr"))
+    hr = as_float(study.get("hr"))
     if hr is None:
         return DASH
     text = fmt_value(hr, "HR")
-    lo, hi = _num(study.get("hr_lower")), _num(study.get("hr_upper"))
+    lo, hi = as_float(study.get("hr_lower")), as_float(study.get("hr_upper"))
     if lo is not None and hi is not None:
-        level = _num(study.get("ci_level"))
+        level = as_float(study.get("ci_level"))
         extra = "" if level in (None, 0.95, 95.0) else f"; {fmt_level(level)}"
         text += f" ({fmt_value(lo, 'HR')}\u2013{fmt_value(hi, 'HR')}{extra})"
     elif not is_missing(study.get("p_value")):
@@ -276,7 +264,7 @@ def _method_line(
     if not pooled:
         return (
             "Not pooled: single study."
-            if _num(overall.get("k")) == 1
+            if as_float(overall.get("k")) == 1
             else f"Not pooled: {overall.get('status')}."
         )
     parts = ["Random effects"]
@@ -362,7 +350,7 @@ def _build_rows(doc: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
     overall = next((m for m in models if m.get("model") == "overall"), models[0])
     sub_models = [m for m in models if m is not overall]
     studies = list(doc["studies"])
-    k_total = _num(overall.get("k"))
+    k_total = as_float(overall.get("k"))
     single = (k_total == 1) or (len(studies) == 1 and not _is_pooled(overall))
     labels = [str(s.get("label")) for s in studies]
     duplicates = {label for label in labels if labels.count(label) > 1}
@@ -383,7 +371,7 @@ def _build_rows(doc: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
 
     def pooled_rows(m: Mapping[str, Any], label: str, *, is_overall: bool) -> list[dict[str, Any]]:
         if not _is_pooled(m):
-            k = _num(m.get("k"))
+            k = as_float(m.get("k"))
             note = "not pooled (k = 1)" if k == 1 else str(m.get("status") or "not pooled")
             return [{"kind": "note", "model": m, "label": label, "note": note}]
         rows = [
@@ -396,8 +384,8 @@ def _build_rows(doc: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
         ]
         if (
             is_overall
-            and _num(m.get("pi_lower")) is not None
-            and _num(m.get("pi_upper")) is not None
+            and as_float(m.get("pi_lower")) is not None
+            and as_float(m.get("pi_upper")) is not None
         ):
             rows.append({"kind": "pi", "model": m, "label": "Prediction interval"})
         het = heterogeneity_text(m)
@@ -496,7 +484,7 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
     # ---- texts of every column -------------------------------------------------------
     derived_mark, cc_mark = "\u2020", "\u2021"
     any_derived = any(_is_derived(r["study"]) for r in rows if r["kind"] == "study")
-    any_cc = any(_yes(r["study"].get("cc_added")) for r in rows if r["kind"] == "study")
+    any_cc = any(is_yes(r["study"].get("cc_added")) for r in rows if r["kind"] == "study")
     for r in rows:
         r.setdefault("data", "")
         r.setdefault("effect", "")
@@ -508,19 +496,19 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
                 s.get("effect"), s.get("ci_lower"), s.get("ci_upper"), measure
             )
             marks = (derived_mark if _is_derived(s) else "") + (
-                cc_mark if _yes(s.get("cc_added")) else ""
+                cc_mark if is_yes(s.get("cc_added")) else ""
             )
             if marks and r["effect"] != DASH:
                 r["effect"] += f" {marks}"
             r["weight"] = (
-                fmt_pct(s.get("weight_pct")) if _num(s.get("weight_pct")) is not None else ""
+                fmt_pct(s.get("weight_pct")) if as_float(s.get("weight_pct")) is not None else ""
             )
         elif r["kind"] == "pooled":
             m = r["model"]
             if (
                 proportion
-                and _num(m.get("n_events")) is not None
-                and _num(m.get("n_participants")) is not None
+                and as_float(m.get("n_events")) is not None
+                and as_float(m.get("n_participants")) is not None
             ):
                 r["data"] = f"{fmt_int(m['n_events'])}/{fmt_int(m['n_participants'])}"
             r["effect"] = _effect_text(
@@ -651,13 +639,13 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
     for r in rows:
         if r["kind"] == "study":
             s = r["study"]
-            vals = [_num(s.get(k)) for k in ("effect", "ci_lower", "ci_upper")]
+            vals = [as_float(s.get(k)) for k in ("effect", "ci_lower", "ci_upper")]
         elif r["kind"] == "pooled":
             m = r["model"]
-            vals = [_num(m.get(k)) for k in ("estimate", "ci_lower", "ci_upper")]
+            vals = [as_float(m.get(k)) for k in ("estimate", "ci_lower", "ci_upper")]
         elif r["kind"] == "pi":
             m = r["model"]
-            vals = [_num(m.get("pi_lower")), _num(m.get("pi_upper"))]
+            vals = [as_float(m.get("pi_lower")), as_float(m.get("pi_upper"))]
         else:
             continue
         vals = [v * scale for v in vals if v is not None and (proportion or v > 0)]
@@ -745,7 +733,7 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
     if not proportion:
         ax.add_line(Line2D([1.0, 1.0], [-0.5, n - 0.5], color=_GRID, lw=0.7, zorder=1))
     if _is_pooled(overall):
-        est = _num(overall["estimate"]) * scale
+        est = as_float(overall["estimate"]) * scale
         if xmin <= est <= xmax:
             ax.add_line(
                 Line2D(
@@ -761,7 +749,7 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
 
     # ---- rows ------------------------------------------------------------------------
     weights = [
-        _num(r["study"].get("weight_pct")) for r in rows if r["kind"] == "study" and r["sized"]
+        as_float(r["study"].get("weight_pct")) for r in rows if r["kind"] == "study" and r["sized"]
     ]
     w_max = max((w for w in weights if w is not None), default=None)
     meta: dict[str, Any] = {
@@ -865,11 +853,11 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
             i = meta["n_study_rows"]
             meta["n_study_rows"] += 1
             meta["study_labels"].append(r["label"])
-            est, lo, hi = (_num(s.get(k)) for k in ("effect", "ci_lower", "ci_upper"))
+            est, lo, hi = (as_float(s.get(k)) for k in ("effect", "ci_lower", "ci_upper"))
             if lo is not None and hi is not None and (proportion or lo > 0):
                 clipped_segment(lo * scale, hi * scale, y, _INK, 0.9, gid=f"study-ci-{i}")
             if est is not None and (proportion or est > 0) and xmin <= est * scale <= xmax:
-                w = _num(s.get("weight_pct"))
+                w = as_float(s.get("weight_pct"))
                 if w is None or not w_max or not r["sized"]:
                     side = 5.0
                 else:
@@ -890,9 +878,9 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
                 ax.add_line(marker)
         elif kind == "pooled":
             m = r["model"]
-            est = _num(m["estimate"]) * scale
-            lo = _num(m.get("ci_lower"))
-            hi = _num(m.get("ci_upper"))
+            est = as_float(m["estimate"]) * scale
+            lo = as_float(m.get("ci_lower"))
+            hi = as_float(m.get("ci_upper"))
             lo = est if lo is None else lo * scale
             hi = est if hi is None else hi * scale
             half = 0.36
@@ -913,7 +901,7 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
                 {
                     "model": str(m.get("model", "")),
                     "subgroup": str(m.get("subgroup") or ""),
-                    "estimate": _num(m["estimate"]),
+                    "estimate": as_float(m["estimate"]),
                     "center": est,
                     "lower": lo,
                     "upper": hi,
@@ -923,7 +911,7 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
             meta["diamond_centers"].append(est)
         elif kind == "pi":
             m = r["model"]
-            lo, hi = _num(m["pi_lower"]) * scale, _num(m["pi_upper"]) * scale
+            lo, hi = as_float(m["pi_lower"]) * scale, as_float(m["pi_upper"]) * scale
             clipped_segment(lo, hi, y, _PI, 2.2, gid="prediction-interval")
             for x in (lo, hi):
                 if xmin <= x <= xmax:
