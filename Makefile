@@ -46,7 +46,7 @@ report: run
 
 goldens:
 	bash scripts/install_r.sh
-	Rscript tests/golden/make_goldens.R
+	for script in tests/golden/make_goldens*.R; do Rscript "$$script" || exit 1; done
 
 clean:
 	if [ -d results ]; then find results -mindepth 1 ! -name .gitkeep -delete; fi

@@ -33,6 +33,9 @@ RTOL = {"DL": 1e-8, "FE": 1e-8, "HE": 1e-8, "SJ": 1e-8, "REML": 1e-6, "ML": 1e-6
 #: metafor's Fisher scoring stops a hair above it (tau² = 4.5e-14, I² = 1.5e-10 %)
 #: where metapool returns exactly 0
 ATOL = {"tau2": 1e-10, "i2": 1e-6, "h2": 1e-8}
+#: Q-profile limits: both sides solve the same monotone equation to 1e-12, but metafor's
+#: uniroot stops at its own tolerance (1e-12 on tau²); relative 1e-6 leaves room for it
+QP_RTOL = 1e-6
 #: metapool ci method for each metafor test
 CI_OF_TEST = {"z": "z", "knha": "hksj", "adhoc": "hksj_adhoc"}
 #: metafor's predict() uses the normal quantile with test="z" and t(k-1) with knha
@@ -99,6 +102,18 @@ def test_pooled_fit_matches_metafor(case, method, test):
             if want is not None:
                 _close(natural[field], want, rtol, f"natural {field}: {case} {method}_{test}")
     np.testing.assert_allclose(res.weights, ref["weights_pct"], rtol=rtol)
+    conf = ref.get("confint")
+    if conf and method != "FE" and ref["k"] >= 2:
+        # R: confint(res, control = list(tol = 1e-12, maxiter = 10000)) (Q-profile)
+        for quantity in ("tau2", "i2", "h2"):
+            for side in ("lower", "upper"):
+                want = conf[quantity][f"ci_{side}"]
+                got = model[f"{quantity}_{side}"]
+                if side == "upper" and conf.get("ub_sign") == ">":
+                    # metafor stops its search at tau² = 100 and reports '>'
+                    assert got is not None and got >= want
+                    continue
+                _close(got, want, QP_RTOL, f"{quantity}_{side} qprofile: {case} {method}_{test}")
     riley = ref.get("pi_riley")
     if riley and ref["k"] >= 3 and method != "FE":
         # R: predict(res, pi.type = "riley"): t with k - 2 df

@@ -28,12 +28,19 @@ __all__ = [
     "clopper_pearson",
     "logit",
     "expit",
+    "pft",
+    "inverse_pft",
+    "inverse_pas",
     "loghr_from_ci",
     "loghr_from_p",
 ]
 
-#: Proportion measures understood by :func:`proportion_effects`.
-PROPORTION_MEASURES = ("PLO",)
+#: Proportion measures understood by :func:`proportion_effects`: logit, Freeman-Tukey
+#: double arcsine, arcsine square root, raw proportion.
+PROPORTION_MEASURES = ("PLO", "PFT", "PAS", "PR")
+#: Measures whose continuity correction is applied to 0-event and all-event studies;
+#: the arcsine measures are defined at 0 and 1 and need none (metafor forces add = 0).
+CORRECTED_MEASURES = ("PLO", "PR")
 
 
 def logit(p):
@@ -95,11 +102,16 @@ def proportion_effects(events, total, *, measure="PLO", continuity_correction=0.
     ----------
     events, total : array_like of int
         Number of events and of participants per study.
-    measure : {"PLO"}
+    measure : {"PLO", "PFT", "PAS", "PR"}
         ``"PLO"``: logit, ``yi = log(x / (n - x))``, ``vi = 1/x + 1/(n - x)``.
+        ``"PFT"``: Freeman-Tukey double arcsine,
+        ``yi = (asin(sqrt(x/(n+1))) + asin(sqrt((x+1)/(n+1)))) / 2``, ``vi = 1/(4n + 2)``.
+        ``"PAS"``: arcsine square root, ``yi = asin(sqrt(x/n))``, ``vi = 1/(4n)``.
+        ``"PR"``: raw proportion, ``yi = x/n``, ``vi = yi (1 - yi) / n``.
     continuity_correction : float
-        Added to both cells (events and non-events) of studies with 0 or ``n``
-        events only, as metafor's ``escalc(measure="PLO", add=1/2, to="only0")``.
+        For PLO and PR, added to both cells (events and non-events) of studies with 0
+        or ``n`` events only, as metafor's ``escalc(add=1/2, to="only0")``; PFT and PAS
+        need no correction and get none (metafor forces ``add = 0`` for them).
 
     Returns
     -------
@@ -109,16 +121,61 @@ def proportion_effects(events, total, *, measure="PLO", continuity_correction=0.
         raise ValueError(
             f"measure must be one of {PROPORTION_MEASURES}, got {measure!r}"
         )
-    if not continuity_correction > 0:
-        raise ValueError("continuity_correction must be > 0 for the logit transform")
     x, n = _as_counts(events, total)
-    cc_added = (x == 0) | (x == n)
-    add = np.where(cc_added, continuity_correction, 0.0)
+    if measure in CORRECTED_MEASURES:
+        if not continuity_correction > 0:
+            raise ValueError(f"continuity_correction must be > 0 for measure {measure}")
+        cc_added = (x == 0) | (x == n)
+        add = np.where(cc_added, continuity_correction, 0.0)
+    else:
+        cc_added = np.zeros(x.shape, dtype=bool)
+        add = np.zeros(x.shape)
     ev = x + add
     non = n - x + add
-    yi = np.log(ev / non)
-    vi = 1.0 / ev + 1.0 / non
-    return ProportionEffects(yi, vi, cc_added, measure, float(continuity_correction))
+    nn = ev + non
+    if measure == "PLO":
+        yi = np.log(ev / non)
+        vi = 1.0 / ev + 1.0 / non
+    elif measure == "PR":
+        yi = ev / nn
+        vi = yi * (1.0 - yi) / nn
+    elif measure == "PAS":
+        yi = np.arcsin(np.sqrt(x / n))
+        vi = 1.0 / (4.0 * n)
+    else:  # PFT
+        yi = 0.5 * (np.arcsin(np.sqrt(x / (n + 1))) + np.arcsin(np.sqrt((x + 1) / (n + 1))))
+        vi = 1.0 / (4.0 * n + 2.0)
+    cc = float(continuity_correction) if measure in CORRECTED_MEASURES else 0.0
+    return ProportionEffects(yi, vi, cc_added, measure, cc)
+
+
+def pft(p, n):
+    """Freeman-Tukey double arcsine of proportion ``p`` with ``n`` (metafor transf.pft)."""
+    x = np.asarray(p, dtype=float) * n
+    return 0.5 * (np.arcsin(np.sqrt(x / (n + 1))) + np.arcsin(np.sqrt((x + 1) / (n + 1))))
+
+
+def inverse_pft(t, n):
+    """Back-transform a double arcsine value to a proportion for sample size ``n``.
+
+    Miller (1978)'s inversion, with metafor's ``transf.ipft`` conventions: values beyond
+    the transform of 0 or 1 at this ``n`` map to 0 or 1. Use the harmonic mean of the
+    studies' sizes for pooled values (metafor ``transf.ipft.hm``; Schwarzer et al. 2019
+    discuss the consequences of that choice).
+    """
+    t = np.asarray(t, dtype=float)
+    s2 = np.sin(2.0 * t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = 1.0 - (s2 + (s2 - 1.0 / s2) / n) ** 2
+        z = 0.5 * (1.0 - np.sign(np.cos(2.0 * t)) * np.sqrt(inner))
+    z = np.where(t > pft(1.0, n), 1.0, np.where(t < pft(0.0, n), 0.0, z))
+    return z
+
+
+def inverse_pas(t):
+    """Back-transform an arcsine square-root value: ``sin(t)^2`` on [0, pi/2]."""
+    t = np.clip(np.asarray(t, dtype=float), 0.0, np.pi / 2)
+    return np.sin(t) ** 2
 
 
 def clopper_pearson(events, total, level=0.95):

@@ -31,7 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TAU2_METHODS", "Tau2Estimate", "estimate_tau2", "wls_fit", "WLSFit"]
+__all__ = [
+    "TAU2_METHODS", "Tau2Estimate", "estimate_tau2", "wls_fit", "WLSFit", "prepare",
+    "solve_generalised_q",
+]
 
 #: tau² estimators: common effect, DerSimonian-Laird, Hedges, Sidik-Jonkman,
 #: maximum likelihood, restricted maximum likelihood, Paule-Mandel.
@@ -206,31 +209,62 @@ def _fisher(y, v, X, mask, df, start, method):
     return tau2, converged, iterations
 
 
-def _pm(y, v, X, mask, df):
-    """Paule-Mandel: the tau² at which the generalised Q equals k - p.
+def solve_generalised_q(y, v, X, mask, target):
+    """tau² at which the generalised Q statistic equals ``target`` (per analysis).
 
-    Q(tau²) is convex and decreasing, so Newton's method started at 0 (left of the
-    root) rises monotonically to it.
+    ``Q(tau²) = sum w (y - X beta)^2`` with ``w = 1/(v + tau²)`` is decreasing in tau².
+    Where ``Q(0) <= target`` the root is 0. Safeguarded Newton (``dQ/dtau² = -y'PPy``)
+    inside a bracket that is widened until it holds the root, so each step either
+    moves by Newton or halves the bracket.
+
+    Returns
+    -------
+    tau2, converged, iterations : ndarray
     """
-    tau2 = np.zeros(len(y))
-    active = df > 0
-    converged = ~active
-    iterations = np.zeros(len(y), dtype=int)
-    fit = wls_fit(y, X, _weights(v, mask, tau2))
-    converged |= fit.q <= df  # Q(0) <= k - p: the estimate is 0
+    m = len(y)
+    target = np.broadcast_to(np.asarray(target, dtype=float), (m,)).copy()
+    tau2 = np.zeros(m)
+    iterations = np.zeros(m, dtype=int)
+    fit0 = wls_fit(y, X, _weights(v, mask, tau2))
+    converged = ~np.isfinite(fit0.q) | (fit0.q <= target)
+    lo = np.zeros(m)
+    hi = np.where(converged, 0.0, np.maximum(1.0, fit0.q / np.maximum(fit0.sum_w, 1e-300)))
+    # widen hi until Q(hi) <= target
+    for _ in range(200):
+        todo = ~converged
+        if not todo.any():
+            break
+        qh = wls_fit(y[todo], X[todo], _weights(v[todo], mask[todo], hi[todo])).q
+        short = qh > target[todo]
+        if not short.any():
+            break
+        idx = np.flatnonzero(todo)[short]
+        lo[idx] = hi[idx]
+        hi[idx] *= 10.0
     for it in range(1, _MAXITER + 1):
         todo = ~converged
         if not todo.any():
             break
-        fit = wls_fit(y[todo], X[todo], _weights(v[todo], mask[todo], tau2[todo]))
-        adj = (fit.q - df[todo]) / fit.ypp_y
-        old = tau2[todo]
-        new = old + adj
-        tau2[todo] = new
-        iterations[todo] = it
+        t = tau2[todo]
+        fit = wls_fit(y[todo], X[todo], _weights(v[todo], mask[todo], t))
+        f = fit.q - target[todo]
         idx = np.flatnonzero(todo)
-        converged[idx[np.abs(adj) <= _TOL * np.maximum(1.0, old)]] = True
+        lo[idx] = np.where(f > 0, np.maximum(lo[idx], t), lo[idx])
+        hi[idx] = np.where(f < 0, np.minimum(hi[idx], t), hi[idx])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = t + f / fit.ypp_y
+        bad = ~np.isfinite(new) | (new <= lo[idx]) | (new >= hi[idx])
+        new = np.where(bad, (lo[idx] + hi[idx]) / 2.0, new)
+        tau2[idx] = new
+        iterations[idx] = it
+        converged[idx[np.abs(new - t) <= _TOL * np.maximum(1.0, t)]] = True
     return tau2, converged, iterations
+
+
+def _pm(y, v, X, mask, df):
+    """Paule-Mandel: the tau² at which the generalised Q equals k - p."""
+    tau2, converged, iterations = solve_generalised_q(y, v, X, mask, df.astype(float))
+    return np.where(df > 0, tau2, 0.0), converged | (df <= 0), iterations
 
 
 def estimate_tau2(y, v, method="REML", X=None):

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from .effects import expit, proportion_effects
-from .estimators import TAU2_METHODS, estimate_tau2
+from .effects import expit, inverse_pas, inverse_pft, proportion_effects
+from .estimators import TAU2_METHODS, estimate_tau2, prepare, solve_generalised_q
 
 __all__ = [
     "CI_METHODS",
@@ -50,7 +50,15 @@ PI_METHODS = ("z", "t", "riley", "none")
 MIN_K_PI = 3
 
 
-def _check_options(method, ci, pi, level):
+#: Definitions of I² (and H²): from tau² and the typical within-study variance (metafor,
+#: Cochrane since 2024), or from Q as (Q - df) / Q (Higgins & Thompson 2002, RevMan 5, R
+#: meta's default).
+I2_METHODS = ("tau2", "q")
+
+
+def _check_options(method, ci, pi, level, i2="tau2"):
+    if i2 not in I2_METHODS:
+        raise ValueError(f"i2 must be one of {I2_METHODS}, got {i2!r}")
     if method not in TAU2_METHODS:
         raise ValueError(f"method must be one of {TAU2_METHODS}, got {method!r}")
     if ci not in CI_METHODS:
@@ -61,7 +69,7 @@ def _check_options(method, ci, pi, level):
         raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}")
 
 
-def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95):
+def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95, i2="tau2"):
     """Fit random-effects models to a batch of meta-analyses at once.
 
     Parameters
@@ -82,6 +90,10 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95):
         (``riley``); not computed for k < 3.
     level : float
         Coverage of CI and PI.
+    i2 : {"tau2", "q"}
+        I² and H² from tau² (metafor; their Q-profile limits follow from tau²'s) or from
+        Q (``max(0, (Q - df) / Q)``, ``Q / df``; no CI). For the common-effect model I²
+        is always Q-based, as in metafor.
 
     Returns
     -------
@@ -90,7 +102,7 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95):
         exist for an analysis (e.g. PI when k < 3, everything when k < 2) are NaN; the
         result objects turn them into ``None`` with a reason.
     """
-    _check_options(method, ci, pi, level)
+    _check_options(method, ci, pi, level, i2)
     y = np.atleast_2d(np.asarray(y, dtype=float))
     v = np.atleast_2d(np.asarray(v, dtype=float))
     mask = np.isfinite(y) & np.isfinite(v)
@@ -115,11 +127,12 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95):
     with np.errstate(divide="ignore", invalid="ignore"):
         q_p = np.where(df > 0, stats.chi2.sf(q, np.maximum(df, 1)), np.nan)
         s2 = df * sw0 / (sw0**2 - (w0**2).sum(axis=1))
-        if method == "FE":
-            i2 = np.where(q > 0, np.maximum(0.0, 100.0 * (q - df) / q), 0.0)
+        q_based = method == "FE" or i2 == "q"
+        if q_based:
+            i2_value = np.where(q > 0, np.maximum(0.0, 100.0 * (q - df) / q), 0.0)
             h2 = np.where(df > 0, q / df, np.nan)
         else:
-            i2 = 100.0 * tau2 / (tau2 + s2)
+            i2_value = 100.0 * tau2 / (tau2 + s2)
             h2 = (tau2 + s2) / s2
 
     w = np.where(mask, 1.0 / (vz + tau2[:, None]), 0.0)
@@ -165,6 +178,27 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95):
     pooled = k >= 2
     weights = np.where(mask, 100.0 * w / sw[:, None], np.nan)
 
+    # Q-profile CI for tau² (Viechtbauer 2007): the tau² values at which the
+    # generalised Q statistic equals the chi² quantiles with k - 1 df
+    if method == "FE":
+        tau2_lower = tau2_upper = np.full(len(k), np.nan)
+    else:
+        yp, vp, Xp, maskp = prepare(y, v)
+        with np.errstate(invalid="ignore"):
+            q_hi = stats.chi2.ppf(1 - alpha / 2, dfp)
+            q_lo = stats.chi2.ppf(alpha / 2, dfp)
+        tau2_lower, ok_lo, _ = solve_generalised_q(yp, vp, Xp, maskp, q_hi)
+        tau2_upper, ok_hi, _ = solve_generalised_q(yp, vp, Xp, maskp, q_lo)
+        tau2_lower = np.where(ok_lo, tau2_lower, np.nan)
+        tau2_upper = np.where(ok_hi, tau2_upper, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        i2_lower = 100.0 * tau2_lower / (tau2_lower + s2)
+        i2_upper = 100.0 * tau2_upper / (tau2_upper + s2)
+        h2_lower = (tau2_lower + s2) / s2
+        h2_upper = (tau2_upper + s2) / s2
+    if q_based:
+        i2_lower = i2_upper = h2_lower = h2_upper = np.full(len(k), np.nan)
+
     def only_pooled(a):
         return np.where(pooled, a, np.nan)
 
@@ -179,8 +213,14 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95):
         "pi_upper": only_pooled(pi_upper),
         "p_value": only_pooled(p_value),
         "tau2": only_pooled(tau2),
-        "i2": only_pooled(i2),
+        "tau2_lower": only_pooled(tau2_lower),
+        "tau2_upper": only_pooled(tau2_upper),
+        "i2": only_pooled(i2_value),
+        "i2_lower": only_pooled(i2_lower),
+        "i2_upper": only_pooled(i2_upper),
         "h2": only_pooled(h2),
+        "h2_lower": only_pooled(h2_lower),
+        "h2_upper": only_pooled(h2_upper),
         "q": only_pooled(q),
         "q_df": np.where(pooled, df, 0),
         "q_p": only_pooled(q_p),
@@ -201,32 +241,44 @@ def _none_if_nan(x):
 
 _BACK = {
     "PLO": ("logit", "proportion", "inverse logit (metafor transf.ilogit)"),
+    "PFT": ("Freeman-Tukey double arcsine", "proportion",
+            "inverse double arcsine with the harmonic mean of the sample sizes "
+            "(metafor transf.ipft.hm)"),
+    "PAS": ("arcsine square root", "proportion", "sin² (metafor transf.iarcsin)"),
+    "PR": ("raw proportion", "proportion", "none"),
     "logHR": ("log hazard ratio", "hazard ratio", "exponential"),
     "log": ("log ratio", "ratio", "exponential"),
     "none": ("raw", "raw", "none"),
 }
 
 
-def _to_natural(x, measure):
+def back_transform(x, measure, n_harmonic=None):
+    """Model-scale value(s) on the natural scale (proportion, ratio)."""
+    if measure == "PLO":
+        return expit(x)
+    if measure == "PFT":
+        return inverse_pft(x, n_harmonic)
+    if measure == "PAS":
+        return inverse_pas(x)
+    if measure in ("logHR", "log"):
+        return np.exp(np.asarray(x, dtype=float))
+    return np.asarray(x, dtype=float)
+
+
+def _to_natural(x, measure, n_harmonic=None):
     if x is None:
         return None
-    if measure == "PLO":
-        return float(expit(x))
-    if measure in ("logHR", "log"):
-        return math.exp(x)
-    return x
+    return float(back_transform(x, measure, n_harmonic))
 
 
-def _natural_se(estimate, se, measure):
+def _natural_se(estimate, se, measure, n_harmonic=None):
     """Delta-method SE on the natural scale (for reference; CIs are back-transformed)."""
     if estimate is None or se is None:
         return None
-    if measure == "PLO":
-        p = _to_natural(estimate, measure)
-        return se * p * (1.0 - p)
-    if measure in ("logHR", "log"):
-        return se * math.exp(estimate)
-    return se
+    h = 1e-6
+    slope = (_to_natural(estimate + h, measure, n_harmonic)
+             - _to_natural(estimate - h, measure, n_harmonic)) / (2 * h)
+    return abs(slope) * se
 
 
 @dataclass(frozen=True)
@@ -248,6 +300,10 @@ class PoolResult:
     tau2, i2, h2, q, q_df, q_p : float or None
         Heterogeneity: tau², I² (%) and H² from tau² (metafor's definitions; Q-based
         for the common-effect model), Cochran's Q with its df and p-value.
+    tau2_lower, tau2_upper, i2_lower, i2_upper, h2_lower, h2_upper : float or None
+        Q-profile confidence limits of tau² at ``level`` (Viechtbauer 2007, metafor's
+        ``confint()``), and the I² and H² limits derived from them; None for the
+        common-effect model.
     weights : tuple of float
         Random-effects weights in percent, in input order.
     measure : str
@@ -285,6 +341,14 @@ class PoolResult:
     warnings: tuple = field(default_factory=tuple)
     cc_added: tuple = field(default_factory=tuple)
     continuity_correction: float | None = None
+    tau2_lower: float | None = None
+    tau2_upper: float | None = None
+    i2_lower: float | None = None
+    i2_upper: float | None = None
+    h2_lower: float | None = None
+    h2_upper: float | None = None
+    n_harmonic: float | None = None
+    i2_method: str = "tau2"
 
     @property
     def pooled(self) -> bool:
@@ -314,9 +378,15 @@ class PoolResult:
             "stat": self.stat,
             "p_value": self.p_value,
             "tau2": self.tau2,
+            "tau2_lower": self.tau2_lower,
+            "tau2_upper": self.tau2_upper,
             "tau": None if self.tau2 is None else math.sqrt(self.tau2),
             "i2": self.i2,
+            "i2_lower": self.i2_lower,
+            "i2_upper": self.i2_upper,
             "h2": self.h2,
+            "h2_lower": self.h2_lower,
+            "h2_upper": self.h2_upper,
             "q": self.q,
             "q_df": self.q_df,
             "q_p": self.q_p,
@@ -324,14 +394,16 @@ class PoolResult:
             "method": self.method,
             "ci_method": self.ci,
             "pi_method": self.pi,
+            "i2_method": "Q-based" if (self.i2_method == "q" or self.method == "FE")
+            else "tau²-based",
             "level": self.level,
             "status": self.status,
             "warnings": list(self.warnings),
         }
         if scale == "natural":
-            d["se"] = _natural_se(self.estimate, self.se, self.measure)
+            d["se"] = _natural_se(self.estimate, self.se, self.measure, self.n_harmonic)
             for key in ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper"):
-                d[key] = _to_natural(d[key], self.measure)
+                d[key] = _to_natural(d[key], self.measure, self.n_harmonic)
             d["scale"] = natural_scale
             d["back_transformation"] = back
         else:
@@ -340,7 +412,8 @@ class PoolResult:
 
 
 def _result_from_batch(fit, row, *, measure, method, ci, pi, level, extra_warnings=(),
-                       cc_added=(), continuity_correction=None):
+                       cc_added=(), continuity_correction=None, n_harmonic=None,
+                       i2_method="tau2"):
     k = int(fit["k"][row])
     warnings = list(extra_warnings)
     if k < 2:
@@ -364,7 +437,8 @@ def _result_from_batch(fit, row, *, measure, method, ci, pi, level, extra_warnin
             )
     g = {key: _none_if_nan(fit[key][row]) for key in (
         "estimate", "se", "stat", "ci_lower", "ci_upper", "pi_lower", "pi_upper",
-        "p_value", "tau2", "i2", "h2", "q", "q_p")}
+        "p_value", "tau2", "i2", "h2", "q", "q_p", "tau2_lower", "tau2_upper",
+        "i2_lower", "i2_upper", "h2_lower", "h2_upper")}
     weights = tuple(
         float(x) for x in fit["weights"][row][: k] if np.isfinite(x)
     ) if k >= 2 else (100.0,) * k
@@ -372,7 +446,8 @@ def _result_from_batch(fit, row, *, measure, method, ci, pi, level, extra_warnin
         k=k, q_df=int(fit["q_df"][row]), weights=weights, measure=measure,
         method=method, ci=ci, pi=pi, level=float(level), status=status,
         warnings=tuple(warnings), cc_added=tuple(bool(c) for c in cc_added),
-        continuity_correction=continuity_correction, **g,
+        continuity_correction=continuity_correction, n_harmonic=n_harmonic,
+        i2_method=i2_method, **g,
     )
 
 
@@ -388,7 +463,7 @@ def _as_1d(name, a):
 
 
 def pool_generic(yi, sei, *, method="REML", ci="hksj", pi="t", level=0.95,
-                 measure="logHR"):
+                 measure="logHR", i2="tau2"):
     """Random-effects meta-analysis of effects with known standard errors.
 
     Parameters
@@ -397,7 +472,7 @@ def pool_generic(yi, sei, *, method="REML", ci="hksj", pi="t", level=0.95,
         Effects on the model scale (e.g. log hazard ratios).
     sei : array_like
         Their standard errors (> 0).
-    method, ci, pi, level
+    method, ci, pi, level, i2
         See :func:`fit_batch`.
     measure : {"logHR", "log", "none"}
         What ``yi`` holds; fixes the natural scale (``exp`` for log ratios).
@@ -427,23 +502,25 @@ def pool_generic(yi, sei, *, method="REML", ci="hksj", pi="t", level=0.95,
     if measure not in ("logHR", "log", "none"):
         raise ValueError("measure must be 'logHR', 'log' or 'none'")
     fit = fit_batch(yi[None, :], (sei**2)[None, :], method=method, ci=ci, pi=pi,
-                    level=level)
+                    level=level, i2=i2)
     return _result_from_batch(fit, 0, measure=measure, method=method, ci=ci, pi=pi,
-                              level=level)
+                              level=level, i2_method=i2)
 
 
 def pool_proportions(events, total, *, measure="PLO", method="REML", ci="hksj", pi="t",
-                     level=0.95, continuity_correction=0.5):
+                     level=0.95, continuity_correction=0.5, i2="tau2"):
     """Random-effects meta-analysis of single-arm proportions.
 
     Parameters
     ----------
     events, total : array_like of int
         Events and participants per study.
-    measure : {"PLO"}
-        Logit transformation; ``continuity_correction`` is added to both cells of
-        studies with 0 or all events only (metafor ``add=1/2, to="only0"``).
-    method, ci, pi, level
+    measure : {"PLO", "PFT", "PAS", "PR"}
+        Transformation (see :func:`metapool.effects.proportion_effects`). For PLO and
+        PR, ``continuity_correction`` is added to both cells of studies with 0 or all
+        events only (metafor ``add=1/2, to="only0"``). PFT is back-transformed with the
+        harmonic mean of the sample sizes (metafor ``transf.ipft.hm``).
+    method, ci, pi, level, i2
         See :func:`fit_batch`.
 
     Returns
@@ -454,14 +531,10 @@ def pool_proportions(events, total, *, measure="PLO", method="REML", ci="hksj", 
     eff = proportion_effects(events, total, measure=measure,
                              continuity_correction=continuity_correction)
     fit = fit_batch(eff.yi[None, :], eff.vi[None, :], method=method, ci=ci, pi=pi,
-                    level=level)
-    notes = []
-    if eff.cc_added.any():
-        notes.append(
-            f"continuity correction {continuity_correction:g} added to "
-            f"{int(eff.cc_added.sum())} study(ies) with 0 or all events"
-        )
+                    level=level, i2=i2)
+    n = np.atleast_1d(np.asarray(total, dtype=float))
+    n_harmonic = float(len(n) / np.sum(1.0 / n)) if measure == "PFT" else None
     return _result_from_batch(fit, 0, measure=measure, method=method, ci=ci, pi=pi,
-                              level=level, extra_warnings=notes,
-                              cc_added=eff.cc_added,
-                              continuity_correction=continuity_correction)
+                              level=level, cc_added=eff.cc_added,
+                              continuity_correction=eff.continuity_correction,
+                              n_harmonic=n_harmonic, i2_method=i2)
