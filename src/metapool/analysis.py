@@ -29,7 +29,7 @@ from .effects import (
     proportion_effects,
 )
 from .io import DataError, Issue, parse_p_value
-from .pooling import MIN_K_PI, fit_batch, _result_from_batch
+from .pooling import MIN_K_PI, fit_batch, result_from_batch
 
 __all__ = [
     "DEFAULTS",
@@ -382,7 +382,7 @@ def _fit(yi, sei, settings, measure):
     v = (np.asarray(sei, dtype=float) ** 2)[None, :]
     fit = fit_batch(y, v, method=settings["method"], ci=settings["ci"],
                     pi=settings["pi"], level=settings["level"])
-    return _result_from_batch(fit, 0, measure=measure, method=settings["method"],
+    return result_from_batch(fit, 0, measure=measure, method=settings["method"],
                               ci=settings["ci"], pi=settings["pi"],
                               level=settings["level"])
 

@@ -158,10 +158,9 @@ def _he(y, v, X, mask, df):
 
 def _sj(y, v, X, mask, df):
     k = mask.sum(axis=1)
-    fit0 = wls_fit(y, X, mask.astype(float))
-    r0 = np.where(mask, fit0.resid, 0.0)
-    centred = np.where(mask, r0 - (r0.sum(axis=1) / np.maximum(k, 1))[:, None], 0.0)
-    # metafor's start: var(residuals) (k - 1) / k
+    # metafor's start, also with moderators: var(yi) (k - 1) / k of the raw effects
+    mean = np.where(mask, y, 0.0).sum(axis=1) / np.maximum(k, 1)
+    centred = np.where(mask, y - mean[:, None], 0.0)
     tau0 = (centred**2).sum(axis=1) / np.maximum(k, 1)
     fit = wls_fit(y, X, _weights(v, mask, tau0))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -277,7 +276,7 @@ def estimate_tau2(y, v, method="REML", X=None):
     method : {"FE", "DL", "HE", "SJ", "ML", "REML", "PM"}
         ``FE``: tau² = 0. ``DL``: DerSimonian-Laird moment estimator. ``HE``: Hedges'
         unweighted moment estimator. ``SJ``: Sidik-Jonkman, one step from
-        ``var(resid) (k-1)/k``. ``ML``/``REML``: (restricted) maximum likelihood by
+        ``var(yi) (k-1)/k`` (metafor's start, with or without moderators). ``ML``/``REML``: (restricted) maximum likelihood by
         Fisher scoring with step halving, started at DL, until the change in tau² is
         below 1e-12 relative to max(1, tau²). ``PM``: Paule-Mandel, the root of the
         generalised Q statistic minus (k - p). All but SJ are truncated at 0, as in

@@ -76,8 +76,9 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95, i2="tau2"):
     ----------
     y, v : array_like, shape (n_analyses, max_k)
         Effects on the model scale and their sampling variances, NaN-padded.
-    method : {"FE", "DL", "REML"}
-        tau² estimator (``FE`` fits the common-effect model).
+    method : {"FE", "DL", "HE", "SJ", "ML", "REML", "PM"}
+        tau² estimator (see :func:`metapool.estimators.estimate_tau2`; ``FE`` fits the
+        common-effect model).
     ci : {"z", "hksj", "hksj_adhoc"}
         CI of the pooled estimate. ``hksj``: SE scaled by
         ``sqrt(sum w (y - mu)^2 / (k - 1))`` and t quantiles with k-1 df, no
@@ -239,7 +240,7 @@ def _none_if_nan(x):
     return None if math.isnan(x) else x
 
 
-_BACK = {
+MEASURE_SCALES = {
     "PLO": ("logit", "proportion", "inverse logit (metafor transf.ilogit)"),
     "PFT": ("Freeman-Tukey double arcsine", "proportion",
             "inverse double arcsine with the harmonic mean of the sample sizes "
@@ -366,7 +367,7 @@ class PoolResult:
         """
         if scale not in ("model", "natural"):
             raise ValueError("scale must be 'model' or 'natural'")
-        model_scale, natural_scale, back = _BACK[self.measure]
+        model_scale, natural_scale, back = MEASURE_SCALES[self.measure]
         d = {
             "k": self.k,
             "estimate": self.estimate,
@@ -411,7 +412,7 @@ class PoolResult:
         return d
 
 
-def _result_from_batch(fit, row, *, measure, method, ci, pi, level, extra_warnings=(),
+def result_from_batch(fit, row, *, measure, method, ci, pi, level, extra_warnings=(),
                        cc_added=(), continuity_correction=None, n_harmonic=None,
                        i2_method="tau2"):
     k = int(fit["k"][row])
@@ -503,7 +504,7 @@ def pool_generic(yi, sei, *, method="REML", ci="hksj", pi="t", level=0.95,
         raise ValueError("measure must be 'logHR', 'log' or 'none'")
     fit = fit_batch(yi[None, :], (sei**2)[None, :], method=method, ci=ci, pi=pi,
                     level=level, i2=i2)
-    return _result_from_batch(fit, 0, measure=measure, method=method, ci=ci, pi=pi,
+    return result_from_batch(fit, 0, measure=measure, method=method, ci=ci, pi=pi,
                               level=level, i2_method=i2)
 
 
@@ -534,7 +535,7 @@ def pool_proportions(events, total, *, measure="PLO", method="REML", ci="hksj", 
                     level=level, i2=i2)
     n = np.atleast_1d(np.asarray(total, dtype=float))
     n_harmonic = float(len(n) / np.sum(1.0 / n)) if measure == "PFT" else None
-    return _result_from_batch(fit, 0, measure=measure, method=method, ci=ci, pi=pi,
+    return result_from_batch(fit, 0, measure=measure, method=method, ci=ci, pi=pi,
                               level=level, cc_added=eff.cc_added,
                               continuity_correction=eff.continuity_correction,
                               n_harmonic=n_harmonic, i2_method=i2)
