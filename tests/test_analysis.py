@@ -29,9 +29,10 @@ B2020,OS,prognostic: early vs late,0.50,0.30,0.83,0.95,,,,,,,,no,quote,
 C2021,OS,treatment: TACE vs BSC,,,,,0.04,15,15,,,12,8,,quote,medians only
 """
 
+# inverse-variance logit model (explicit overrides of the default cochrane2025 profile)
 ORR = {"title": "ORR", "table": "proportions", "outcome": "ORR",
        "include": {"cancer": ["NSCLC"], "arm": ["overall*", "experimental*"]},
-       "subgroup": "design"}
+       "subgroup": "design", "method": "REML", "ci": "hksj", "measure": "PLO"}
 OS = {"title": "OS", "table": "survival", "outcome": "OS",
       "include": {"comparison": ["treatment:*"]}, "exclude": {"adjusted": ["yes"]}}
 
@@ -140,3 +141,44 @@ def test_reported_ci_at_another_level_is_shown_at_the_analysis_level(tmp_path):
     assert abs(d["ci_lower"] - math.exp(math.log(0.6) - 1.959963984540054 * se)) < 1e-12
     assert d["study_ci_method"] == "95% CI recomputed from the reported 90% CI"
     assert (d["hr_lower"], d["hr_upper"], d["ci_level"]) == (0.45, 0.80, 0.90)
+
+
+def test_default_profile_pools_proportions_with_the_glmm(tables):
+    spec = {k: v for k, v in ORR.items() if k not in ("method", "ci", "measure")}
+    doc = run_analysis(tables, "orr", spec, {})
+    overall = doc["models"][0]
+    assert overall["method"] == "GLMM" and overall["ci_method"] == "t"
+    assert doc["methods"]["profile"] == "cochrane2025"
+    # no continuity correction and no inverse-variance weights under the GLMM
+    assert not any(s["cc_added"] for s in doc["studies"])
+    assert all(s["weight_pct"] is None for s in doc["studies"])
+    assert "binomial-normal" in doc["methods"]["text"]
+    # the secondary analyses say which model they use
+    assert "inverse-variance logit" in doc["leave_one_out"]["model"]
+    variants = {r["variant"] for r in doc["sensitivity"]}
+    assert {"primary", "plo_reml_hksj", "pft_reml_hksj", "exclude_derived"} <= variants
+
+
+def test_explicit_hksj_with_the_glmm_is_substituted_and_logged(tables):
+    spec = {k: v for k, v in ORR.items() if k not in ("ci", "measure")}
+    spec["method"] = "GLMM"
+    doc = run_analysis(tables, "orr", spec, {"ci": "hksj"})
+    assert doc["models"][0]["ci_method"] == "t"
+    assert any("not defined for the GLMM" in w for w in doc["warnings"])
+    assert "Note: ci 'hksj' is not defined for the GLMM" in doc["methods"]["text"]
+
+
+def test_sections_for_secondary_analyses(tables):
+    doc = run_analysis(tables, "orr", dict(ORR, moderators=["year"]), {})
+    assert len(doc["leave_one_out"]["rows"]) == 3
+    assert len(doc["cumulative"]["rows"]) == 3
+    assert doc["bias"]["computed"] is False and "10" in doc["bias"]["reason"]
+    assert doc["metaregression"]["computed"] is True
+    assert [c["name"] for c in doc["metaregression"]["coefficients"]] == ["intrcpt", "year"]
+    tests = {t["test"]: t for t in doc["subgroup_tests"]}
+    assert set(tests) == {"separate_tau2", "common_tau2"}
+
+
+def test_glmm_on_survival_is_a_config_error(tables):
+    with pytest.raises(DataError, match="GLMM models binomial counts"):
+        check_analyses(tables, {"analyses": {"bad": dict(OS, method="GLMM")}})

@@ -339,7 +339,7 @@ def test_intercept_not_first_column():
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"method": "XX"}, "method must be one of"),
-    ({"ci": "t"}, "ci must be one of"),
+    ({"ci": "knha"}, "ci must be one of"),
     ({"level": 1.0}, "level"),
     ({"names": ["a"]}, "names has 1"),
     ({"names": ["a", "a"]}, "unique"),
@@ -391,3 +391,16 @@ def test_report_largest_differences(capsys):
         print(f"\nmetareg parity: {_compared[0]} golden numbers compared", end="")
         for key in sorted(_worst):
             print(f"\nmetareg parity worst rel. diff {key}: {_worst[key]:.2e}", end="")
+
+
+def test_t_keeps_the_wald_se_with_t_quantiles():
+    # metafor test = "t": the SEs of test = "z", t(k - p) quantiles, F for QM
+    from scipy import stats as st
+    a = meta_regression(Y, V, XD, ci="z")
+    b = meta_regression(Y, V, XD, ci="t")
+    df = len(Y) - XD.shape[1]
+    for ca, cb in zip(a.coefficients, b.coefficients):
+        assert cb.se == pytest.approx(ca.se, rel=1e-12)
+        ratio = (cb.ci_upper - cb.estimate) / (ca.ci_upper - ca.estimate)
+        assert ratio == pytest.approx(st.t.ppf(0.975, df) / st.norm.ppf(0.975), rel=1e-10)
+    assert b.qm == pytest.approx(a.qm / (XD.shape[1] - 1), rel=1e-12)

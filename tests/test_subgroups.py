@@ -247,7 +247,7 @@ def test_q_between_formula():
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"method": "XX"}, "method"),
-    ({"ci": "t"}, "ci must"),
+    ({"ci": "knha"}, "ci must"),
     ({"pi": "x"}, "pi must"),
     ({"level": 0}, "level"),
     ({"measure": "OR"}, "measure"),

@@ -20,32 +20,32 @@ from pathlib import Path
 
 import pytest
 
+from metapool.analysis import POOLED_COLUMNS
+
 pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parents[1]
 MINI = REPO / "tests" / "fixtures" / "mini"
 
 # analysis -> (title, k of the overall model, level)
+#: analysis -> (title, k, level, method): orr_mini takes the default cochrane2025
+#: profile (GLMM for proportions), dcr_mini sets profile metafor (REML), os_hr_mini
+#: inherits cochrane2025 for HRs (REML)
 EXPECTED = {
-    "orr_mini": ("Objective response rate, mini fixture", 4, 0.95),
-    "dcr_mini": ("Disease control rate, mini fixture", 3, 0.95),
-    "os_hr_mini": ("Overall survival hazard ratio, mini fixture", 3, 0.9),
+    "orr_mini": ("Objective response rate, mini fixture", 4, 0.95, "GLMM"),
+    "dcr_mini": ("Disease control rate, mini fixture", 3, 0.95, "REML"),
+    "os_hr_mini": ("Overall survival hazard ratio, mini fixture", 3, 0.9, "REML"),
 }
 PER_ANALYSIS = [
     "pooled.csv",
     "studies.csv",
     "excluded.csv",
     "analysis.json",
+    "sensitivity.csv",
     "forest.svg",
     "forest.png",
 ]
 # docs/architecture.md, "pooled row"
-POOLED_COLUMNS = (
-    "analysis model subgroup k n_participants n_events status estimate ci_lower "
-    "ci_upper pi_lower pi_upper estimate_model se_model ci_lower_model ci_upper_model "
-    "pi_lower_model pi_upper_model p_value tau2 tau i2 h2 q q_df q_p measure method "
-    "ci_method pi_method level warnings"
-).split()
 
 
 def make_workdir(path: Path) -> Path:
@@ -98,7 +98,7 @@ def test_every_output_exists(run):
 
 @pytest.mark.parametrize("name", EXPECTED)
 def test_pooled_csv(run, name):
-    _, k, level = EXPECTED[name]
+    _, k, level, method = EXPECTED[name]
     rows = read_csv(run / "results" / name / "pooled.csv")
     assert list(rows[0]) == POOLED_COLUMNS
     overall = rows[0]
@@ -107,7 +107,7 @@ def test_pooled_csv(run, name):
     assert int(overall["k"]) == k
     assert overall["status"] == "pooled"
     assert float(overall["level"]) == level
-    assert overall["method"] == "REML"  # filled in from the schema defaults
+    assert overall["method"] == method  # from the profile filled in by the schema
 
 
 def test_analysis_documents(run):
@@ -122,16 +122,23 @@ def test_analysis_documents(run):
     assert all("Epsilon_NCT09990002" not in s for s in ids.values())
     for doc in docs.values():
         assert [o["study_id"] for o in doc["ongoing"]] == ["Epsilon_NCT09990002"]
-    # one arm per study; the 0-event and the all-event arm get the continuity correction
+    # one arm per study; the GLMM needs no continuity correction, the inverse-variance
+    # logit model adds it to the all-event arm only
     orr = docs["orr_mini"]["studies"]
     assert len(orr) == len(ids["orr_mini"])
-    assert {s["study_id"] for s in orr if s["cc_added"]} == {"Beta2020", "Delta2022"}
+    assert not any(s["cc_added"] for s in orr)
+    dcr = docs["dcr_mini"]["studies"]
+    assert {s["study_id"] for s in dcr if s["cc_added"]} == {"Delta2022"}
+    # every document carries the secondary analyses
+    for doc in docs.values():
+        assert doc["sensitivity"][0]["variant"] == "primary"
+        assert doc["leave_one_out"]["rows"] and doc["bias"]["computed"] is False
 
 
 def test_report_has_every_analysis(run):
     html = (run / "results" / "report.html").read_text(encoding="utf-8")
     assert "metapool mini test report" in html
-    for title, _, _ in EXPECTED.values():
+    for title, *_ in EXPECTED.values():
         assert title in html
 
 

@@ -29,7 +29,10 @@ from .effects import (
     proportion_effects,
 )
 from .io import DataError, Issue, parse_p_value
-from .pooling import MIN_K_PI, fit_batch, result_from_batch
+from . import panels
+from .glmm import GLMMConvergenceError
+from .pooling import MIN_K_PI, pool_generic, pool_proportions
+from .profiles import DEFAULT_PROFILE, describe_profile, profile_settings
 
 __all__ = [
     "DEFAULTS",
@@ -43,16 +46,19 @@ __all__ = [
     "EXCLUDED_COLUMNS",
 ]
 
-#: Method settings an analysis inherits unless the config overrides them.
-DEFAULTS = {
-    "measure": "PLO",
-    "method": "REML",
-    "ci": "hksj",
-    "pi": "t",
+#: Settings every analysis has besides the method choices of its profile.
+BASE_SETTINGS = {
     "level": 0.95,
     "continuity_correction": 0.5,
     "hr_methods": ["hr_ci", "hr_p"],
+    "bias_min_k": 10,
+    "bias_force": False,
+    "null_value": None,
 }
+#: Method choices a profile fixes and the config may override.
+METHOD_KEYS = ("measure", "method", "ci", "pi", "i2")
+#: Backwards-compatible name: the settings used when the config says nothing.
+DEFAULTS = dict(BASE_SETTINGS, profile=DEFAULT_PROFILE)
 
 #: How a log HR and its SE may be obtained, best evidence first (Tierney et al. 2007).
 HR_METHODS = {
@@ -60,7 +66,6 @@ HR_METHODS = {
     "hr_p": "HR with two-sided p-value: SE = |ln HR| / z(1 - p/2)",
 }
 
-_SETTING_KEYS = tuple(DEFAULTS)
 _TABLES = ("proportions", "survival")
 _EVIDENCE_COLUMNS = (
     "hr", "hr_lower", "hr_upper", "p_value", "n_exp", "n_ctrl", "events_exp",
@@ -71,8 +76,9 @@ POOLED_COLUMNS = [
     "analysis", "model", "subgroup", "k", "n_participants", "n_events", "status",
     "estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "estimate_model",
     "se_model", "ci_lower_model", "ci_upper_model", "pi_lower_model", "pi_upper_model",
-    "p_value", "tau2", "tau", "i2", "h2", "q", "q_df", "q_p", "measure", "method",
-    "ci_method", "pi_method", "level", "warnings",
+    "p_value", "tau2", "tau2_lower", "tau2_upper", "tau", "i2", "i2_lower", "i2_upper",
+    "h2", "h2_lower", "h2_upper", "q", "q_df", "q_p", "measure", "method", "ci_method",
+    "pi_method", "i2_method", "level", "warnings",
 ]
 STUDY_COLUMNS = [
     "study_id", "label", "year", "subgroup", "group", "events", "total", "hr",
@@ -81,22 +87,74 @@ STUDY_COLUMNS = [
     "derived", "derivation", "source", "doi", "source_row",
 ]
 EXCLUDED_COLUMNS = ["study_id", "label", "reason"]
+SENSITIVITY_COLUMNS = [
+    "variant", "description", "k", "status", "estimate", "ci_lower", "ci_upper",
+    "pi_lower", "pi_upper", "tau2", "i2", "conclusion", "changed",
+]
 
 _METHOD_NAMES = {
     "REML": "restricted maximum likelihood (REML)",
+    "ML": "maximum likelihood (ML)",
     "DL": "the DerSimonian-Laird moment estimator",
+    "PM": "the Paule-Mandel estimator",
+    "HE": "the Hedges (unweighted moment) estimator",
+    "SJ": "the Sidik-Jonkman estimator",
     "FE": "none (common-effect model, tau² fixed at 0)",
+    "GLMM": "maximum likelihood in the binomial-normal model",
+}
+_MEASURE_NAMES = {
+    "PLO": "logit", "PFT": "Freeman-Tukey double arcsine", "PAS": "arcsine square root",
+    "PR": "untransformed (raw) proportion",
 }
 
 
 # --------------------------------------------------------------------------- settings
-def resolve_settings(spec, defaults=None):
-    """Merge an analysis entry over the defaults (config ``defaults`` over ``DEFAULTS``)."""
-    merged = dict(DEFAULTS)
-    merged.update({k: v for k, v in (defaults or {}).items() if k in _SETTING_KEYS})
-    merged.update({k: v for k, v in spec.items() if k in _SETTING_KEYS})
+def resolve_settings(spec, defaults=None, table=None):
+    """The settings of one analysis: profile < config ``defaults`` < analysis entry.
+
+    Returns a dict with the method choices (``measure, method, ci, pi, i2``), the other
+    settings of :data:`BASE_SETTINGS`, ``profile``, ``overrides`` (method keys the config
+    set explicitly) and ``notes`` (substitutions the data model forces, e.g. HKSJ is not
+    defined for the GLMM and becomes the t-based CI: logged, never silent).
+    """
+    defaults = defaults or {}
+    table = table or spec.get("table", "proportions")
+    profile = spec.get("profile") or defaults.get("profile") or DEFAULT_PROFILE
+    merged = dict(BASE_SETTINGS)
+    merged.update(profile_settings(profile, table))
+    overrides = {}
+    for source in (defaults, spec):
+        bias_cfg = source.get("bias") or {}
+        if "min_k" in bias_cfg:
+            merged["bias_min_k"] = int(bias_cfg["min_k"])
+        if "force" in bias_cfg:
+            merged["bias_force"] = bool(bias_cfg["force"])
+        for key in METHOD_KEYS + ("level", "continuity_correction", "hr_methods",
+                                  "null_value"):
+            if key in source and source[key] is not None:
+                merged[key] = source[key]
+                if key in METHOD_KEYS:
+                    overrides[key] = source[key]
+    notes = []
+    if table == "survival":
+        merged["measure"] = "logHR"
+        overrides.pop("measure", None)
+    if merged["method"] == "GLMM":
+        if merged["ci"] in ("hksj", "hksj_adhoc"):
+            notes.append(f"ci '{merged['ci']}' is not defined for the GLMM; the Wald CI "
+                         "with t quantiles (k-1 df, metafor test='t') is used instead")
+            merged["ci"] = "t"
+        if merged["pi"] == "riley":
+            notes.append("pi 'riley' is not available for the GLMM; t with k-1 df is used")
+            merged["pi"] = "t"
+        if merged["i2"] == "q":
+            notes.append("the GLMM reports I² from tau² only")
+            merged["i2"] = "tau2"
     merged["level"] = float(merged["level"])
     merged["hr_methods"] = list(merged["hr_methods"])
+    merged["profile"] = profile
+    merged["overrides"] = overrides
+    merged["notes"] = notes
     return merged
 
 
@@ -256,6 +314,26 @@ def check_analyses(tables, config, *, config_path="config/config.yaml"):
             add(f"analyses.{name}.subgroup",
                 f"unknown column '{sub}'{_suggest(sub, columns)}")
             bad = True
+        for column in spec.get("moderators") or []:
+            if column not in columns:
+                add(f"analyses.{name}.moderators",
+                    f"unknown column '{column}'{_suggest(column, columns)}")
+                bad = True
+        method = spec.get("method") or (config.get("defaults") or {}).get("method")
+        if table == "survival" and method == "GLMM":
+            add(f"analyses.{name}.method",
+                "GLMM models binomial counts and applies to proportions only; choose a "
+                "tau² estimator (e.g. REML) for hazard ratios")
+            bad = True
+        if table == "survival" and "measure" in spec:
+            add(f"analyses.{name}.measure",
+                "measure applies to proportions only; hazard ratios are pooled as log HR")
+            bad = True
+        if method == "GLMM" and spec.get("measure", "PLO") != "PLO":
+            add(f"analyses.{name}.measure",
+                "the GLMM models proportions on the logit scale; use measure PLO or "
+                "another method")
+            bad = True
         if bad:
             continue
         selected, _ = _select(tables, name, spec)
@@ -290,23 +368,35 @@ def _int_or_none(x):
 
 
 def _proportion_rows(selected, settings):
+    """Per-study proportions, exact CIs and model-scale effects.
+
+    ``yi``/``sei`` are on the analysis' transformation; under the GLMM (which uses the
+    counts themselves) they are the logits with the continuity correction, as used by
+    the inverse-variance secondary analyses.
+    """
     events = selected["events"].astype(float).to_numpy()
     total = selected["total"].astype(float).to_numpy()
-    eff = proportion_effects(events, total, measure=settings["measure"],
+    measure = "PLO" if settings["method"] == "GLMM" else settings["measure"]
+    eff = proportion_effects(events, total, measure=measure,
                              continuity_correction=settings["continuity_correction"])
     lower, upper = clopper_pearson(events, total, settings["level"])
     out = []
     for i, (_, row) in enumerate(selected.iterrows()):
-        method = "logit"
-        if eff.cc_added[i]:
-            method += f" with continuity correction {settings['continuity_correction']:g}"
+        if settings["method"] == "GLMM":
+            method = "binomial counts (GLMM)"
+        else:
+            method = _MEASURE_NAMES[measure]
+            if eff.cc_added[i]:
+                method += (f" with continuity correction "
+                           f"{settings['continuity_correction']:g}")
         out.append({
             "events": int(events[i]), "total": int(total[i]),
             "effect": float(events[i] / total[i]),
             "ci_lower": float(lower[i]), "ci_upper": float(upper[i]),
             "study_ci_method": "Clopper-Pearson exact",
             "yi": float(eff.yi[i]), "sei": float(math.sqrt(eff.vi[i])),
-            "cc_added": bool(eff.cc_added[i]), "effect_method": method,
+            "cc_added": bool(eff.cc_added[i]) and settings["method"] != "GLMM",
+            "effect_method": method,
         })
     return out, []
 
@@ -377,14 +467,41 @@ def _survival_rows(selected, settings):
 
 
 # --------------------------------------------------------------------------- pooling
-def _fit(yi, sei, settings, measure):
-    y = np.asarray(yi, dtype=float)[None, :]
-    v = (np.asarray(sei, dtype=float) ** 2)[None, :]
-    fit = fit_batch(y, v, method=settings["method"], ci=settings["ci"],
-                    pi=settings["pi"], level=settings["level"])
-    return result_from_batch(fit, 0, measure=measure, method=settings["method"],
-                              ci=settings["ci"], pi=settings["pi"],
-                              level=settings["level"])
+def _pool(members, settings, table):
+    """Fit the primary model to the given study rows; returns (result, warnings).
+
+    A GLMM that cannot be fitted (no finite maximum, failed convergence) falls back to
+    the inverse-variance logit model with REML and HKSJ: logged, never silent.
+    """
+    if table == "survival":
+        res = pool_generic([s["yi"] for s in members], [s["sei"] for s in members],
+                           method=settings["method"], ci=settings["ci"],
+                           pi=settings["pi"], level=settings["level"], measure="logHR",
+                           i2=settings["i2"])
+        return res, []
+    events = [s["events"] for s in members]
+    total = [s["total"] for s in members]
+    common = dict(level=settings["level"], pi=settings["pi"],
+                  continuity_correction=settings["continuity_correction"])
+    if settings["method"] == "GLMM":
+        reason = None
+        try:
+            res = pool_proportions(events, total, method="GLMM", ci=settings["ci"],
+                                   **common)
+        except GLMMConvergenceError as err:
+            reason = f"the GLMM did not converge ({err})"
+        else:
+            if res.pooled or len(members) < 2:
+                return res, []
+            reason = f"the GLMM has no finite maximum ({res.status})"
+        fallback = panels.GLMM_SECONDARY
+        res = pool_proportions(events, total, measure="PLO", method=fallback["method"],
+                               ci=fallback["ci"], **common)
+        return res, [f"{reason}; fell back to the {panels.describe_model(dict(fallback, level=settings['level']))}"]
+    res = pool_proportions(events, total, measure=settings["measure"],
+                           method=settings["method"], ci=settings["ci"],
+                           i2=settings["i2"], **common)
+    return res, []
 
 
 def _sum_or_none(values):
@@ -394,7 +511,7 @@ def _sum_or_none(values):
     return int(sum(vals))
 
 
-def _pooled_row(name, model, subgroup, res, counts, *, empty_reason=None):
+def _pooled_row(name, model, subgroup, res, counts, *, empty_reason=None, extra=()):
     row = dict.fromkeys(POOLED_COLUMNS)
     row.update({"analysis": name, "model": model, "subgroup": subgroup,
                 "n_participants": counts[0], "n_events": counts[1]})
@@ -403,19 +520,18 @@ def _pooled_row(name, model, subgroup, res, counts, *, empty_reason=None):
         return row
     m = res.to_dict("model")
     n = res.to_dict("natural")
-    row.update({
-        "k": m["k"], "status": m["status"],
-        "estimate": n["estimate"], "ci_lower": n["ci_lower"], "ci_upper": n["ci_upper"],
-        "pi_lower": n["pi_lower"], "pi_upper": n["pi_upper"],
-        "estimate_model": m["estimate"], "se_model": m["se"],
-        "ci_lower_model": m["ci_lower"], "ci_upper_model": m["ci_upper"],
-        "pi_lower_model": m["pi_lower"], "pi_upper_model": m["pi_upper"],
-        "p_value": m["p_value"], "tau2": m["tau2"], "tau": m["tau"], "i2": m["i2"],
-        "h2": m["h2"], "q": m["q"], "q_df": m["q_df"], "q_p": m["q_p"],
-        "measure": m["measure"], "method": m["method"], "ci_method": m["ci_method"],
-        "pi_method": m["pi_method"], "level": m["level"],
-        "warnings": "; ".join(m["warnings"]),
-    })
+    row.update({key: m.get(key) for key in (
+        "k", "status", "p_value", "tau2", "tau2_lower", "tau2_upper", "tau", "i2",
+        "i2_lower", "i2_upper", "h2", "h2_lower", "h2_upper", "q", "q_df", "q_p",
+        "measure", "method", "ci_method", "pi_method", "i2_method", "level")})
+    row.update({key: n[key] for key in ("estimate", "ci_lower", "ci_upper", "pi_lower",
+                                        "pi_upper")})
+    row.update({"estimate_model": m["estimate"], "se_model": m["se"],
+                "ci_lower_model": m["ci_lower"], "ci_upper_model": m["ci_upper"],
+                "pi_lower_model": m["pi_lower"], "pi_upper_model": m["pi_upper"],
+                "warnings": "; ".join(list(extra) + list(m["warnings"]))})
+    if row["i2_method"] is None:
+        row["i2_method"] = "tau²-based"
     return row
 
 
@@ -428,6 +544,94 @@ def _counts(table, rows):
     return _sum_or_none(n), _sum_or_none(e)
 
 
+# --------------------------------------------------------------------------- sensitivity
+def _panel_variants(settings, table, studies):
+    """(name, description, settings, members) for the sensitivity panel."""
+    variants = []
+
+    def add(name, description, **changes):
+        variant = dict(settings, **changes)
+        if (variant["method"], variant["ci"], variant["pi"], variant.get("measure"),
+                variant["i2"]) == (settings["method"], settings["ci"], settings["pi"],
+                                   settings.get("measure"), settings["i2"]):
+            return
+        if variant["method"] == "GLMM" and variant["ci"] not in ("z", "t"):
+            variant["ci"] = "t"
+        variants.append((name, description, variant, studies))
+
+    if table == "proportions":
+        add("glmm", "binomial-normal GLMM (ML), t-based CI", method="GLMM", ci="t",
+            measure="PLO")
+        add("plo_reml_hksj", "logit, REML, HKSJ CI", method="REML", ci="hksj",
+            measure="PLO")
+        add("plo_pm_hksj", "logit, Paule-Mandel, HKSJ CI", method="PM", ci="hksj",
+            measure="PLO")
+        add("plo_dl_z", "logit, DerSimonian-Laird, Wald CI", method="DL", ci="z",
+            measure="PLO")
+        add("pft_reml_hksj", "Freeman-Tukey double arcsine, REML, HKSJ CI",
+            method="REML", ci="hksj", measure="PFT")
+        add("pas_reml_hksj", "arcsine square root, REML, HKSJ CI", method="REML",
+            ci="hksj", measure="PAS")
+        add("pr_reml_hksj", "raw proportion, REML, HKSJ CI", method="REML", ci="hksj",
+            measure="PR")
+    else:
+        add("reml_hksj", "REML, HKSJ CI", method="REML", ci="hksj")
+        add("reml_hksj_adhoc", "REML, HKSJ CI never narrower than Wald (ad hoc)",
+            method="REML", ci="hksj_adhoc")
+        add("pm_hksj", "Paule-Mandel, HKSJ CI", method="PM", ci="hksj")
+        add("dl_z", "DerSimonian-Laird, Wald CI", method="DL", ci="z")
+        add("fe", "common-effect model", method="FE", ci="z")
+        direct = [s for s in studies if s["effect_method"] == "hr_ci"]
+        if 0 < len(direct) < len(studies):
+            variants.append(("reported_hr_ci_only",
+                             "only HRs reported with a CI (no HR from a p-value)",
+                             settings, direct))
+    derived = [s for s in studies if str(s.get("derived", "")).lower() != "yes"]
+    if table == "proportions" and 0 < len(derived) < len(studies):
+        variants.append(("exclude_derived",
+                         "excluding studies whose counts were derived from percentages",
+                         settings, derived))
+    return variants
+
+
+def _panel_row(name, description, res, table, settings, primary_row):
+    n = res.to_dict("natural") if res is not None else {}
+    row = {"variant": name, "description": description, "k": n.get("k", 0),
+           "status": n.get("status"), "estimate": n.get("estimate"),
+           "ci_lower": n.get("ci_lower"), "ci_upper": n.get("ci_upper"),
+           "pi_lower": n.get("pi_lower"), "pi_upper": n.get("pi_upper"),
+           "tau2": n.get("tau2"), "i2": n.get("i2")}
+    row["conclusion"] = panels.conclusion(row, table, settings.get("null_value"))
+    if primary_row is None or row["estimate"] is None:
+        row["changed"] = None
+    elif row["conclusion"] is not None:
+        row["changed"] = row["conclusion"] != primary_row["conclusion"]
+    else:
+        # no threshold for proportions: flag an estimate outside the primary CI
+        row["changed"] = not (primary_row["ci_lower"] <= row["estimate"]
+                              <= primary_row["ci_upper"])
+    return row
+
+
+def sensitivity_panel(settings, table, studies):
+    """The primary analysis redone across estimators, transformations and subsets."""
+    if len(studies) < 2:
+        return []
+    primary, _ = _pool(studies, settings, table)
+    first = _panel_row("primary", "primary analysis", primary, table, settings, None)
+    first["changed"] = False
+    rows = [first]
+    for name, description, variant, members in _panel_variants(settings, table, studies):
+        if len(members) < 2:
+            continue
+        res, notes = _pool(members, variant, table)
+        row = _panel_row(name, description, res, table, variant, first)
+        if notes:
+            row["description"] += f" ({'; '.join(notes)})"
+        rows.append(row)
+    return rows
+
+
 # --------------------------------------------------------------------------- methods
 def _pct(x):
     return f"{100 * x:.0f}%"
@@ -436,46 +640,86 @@ def _pct(x):
 def methods_text(settings, table, studies):
     """A methods paragraph generated from the settings actually used."""
     level = _pct(settings["level"])
-    est = _METHOD_NAMES[settings["method"]]
-    if table == "proportions":
-        first = ("Proportions were pooled on the logit scale with inverse-variance "
-                 "weights and back-transformed with the inverse logit.")
+    method = settings["method"]
+    profile = (f"Methods follow the '{settings['profile']}' profile "
+               f"({describe_profile(settings['profile'])})")
+    if settings["overrides"]:
+        profile += ", with " + ", ".join(f"{k} = {v}" for k, v in
+                                        sorted(settings["overrides"].items()))
+    profile += "."
+    if table == "proportions" and method == "GLMM":
+        first = ("Proportions were pooled with a binomial-normal generalised linear mixed "
+                 "model (random-intercept logistic regression) fitted by maximum "
+                 "likelihood with adaptive Gauss-Hermite quadrature (7 points), which "
+                 "needs no continuity correction, and back-transformed with the inverse "
+                 f"logit. Per-study {level} confidence intervals are exact "
+                 "(Clopper-Pearson). The GLMM has no inverse-variance study weights.")
+    elif table == "proportions":
+        measure = settings["measure"]
+        back = {"PLO": "the inverse logit",
+                "PFT": "the inverse double arcsine at the harmonic mean of the sample "
+                       "sizes (Miller 1978)",
+                "PAS": "sin²", "PR": "none needed"}[measure]
+        first = (f"Proportions were pooled on the {_MEASURE_NAMES[measure]} scale with "
+                 f"inverse-variance weights and back-transformed with {back}.")
         n_cc = sum(1 for s in studies if s["cc_added"])
-        cc = (f" A continuity correction of {settings['continuity_correction']:g} was "
-              "added to the event and non-event counts of studies with 0 or all "
-              f"events only ({n_cc} of {len(studies)} studies). Per-study {level} "
-              "confidence intervals are exact (Clopper-Pearson).")
+        if measure in ("PLO", "PR"):
+            first += (f" A continuity correction of {settings['continuity_correction']:g}"
+                      " was added to the event and non-event counts of studies with 0 or "
+                      f"all events only ({n_cc} of {len(studies)} studies).")
+        first += f" Per-study {level} confidence intervals are exact (Clopper-Pearson)."
     else:
         used = sorted({s["effect_method"].split(" ")[0] for s in studies})
-        first = ("Hazard ratios (experimental vs control) were pooled on the log scale "
-                 "with inverse-variance weights and back-transformed by exponentiation.")
         how = "; ".join(f"{m}: {HR_METHODS[m]}" for m in settings["hr_methods"])
-        cc = (f" Per study, the log HR and its standard error were obtained by the first "
-              f"applicable method in this order: {how} (Tierney et al. 2007). Methods "
-              f"used here: {', '.join(used) if used else 'none'}.")
-    if settings["method"] == "FE":
+        first = ("Hazard ratios (experimental vs control) were pooled on the log scale "
+                 "with inverse-variance weights and back-transformed by exponentiation. "
+                 "Per study, the log HR and its standard error were obtained by the first "
+                 f"applicable method in this order: {how} (Tierney et al. 2007). Methods "
+                 f"used here: {', '.join(used) if used else 'none'}.")
+    if method == "FE":
         model = "A common-effect model was fitted (tau² = 0)."
+    elif method == "GLMM":
+        model = "The between-study variance (tau²) was estimated by maximum likelihood."
     else:
         model = (f"A random-effects model was fitted; the between-study variance (tau²) "
-                 f"was estimated by {est}.")
-    if settings["ci"] == "hksj":
-        ci = (f"The {level} confidence interval of the pooled estimate used the "
-              "Hartung-Knapp-Sidik-Jonkman method (t distribution with k-1 degrees of "
-              "freedom, no truncation of the variance scale factor).")
-    else:
-        ci = f"The {level} confidence interval of the pooled estimate is a Wald (normal) interval."
+                 f"was estimated by {_METHOD_NAMES[method]}, with a Q-profile "
+                 f"{level} confidence interval.")
+    ci = {
+        "hksj": (f"The {level} confidence interval of the pooled estimate used the "
+                 "Hartung-Knapp-Sidik-Jonkman method (t distribution with k-1 degrees of "
+                 "freedom, no truncation of the variance scale factor)."),
+        "hksj_adhoc": (f"The {level} confidence interval of the pooled estimate used the "
+                       "Hartung-Knapp-Sidik-Jonkman method with the ad hoc rule that its "
+                       "variance scale factor is at least 1."),
+        "t": (f"The {level} confidence interval of the pooled estimate used the Wald "
+              "standard error with t quantiles (k-1 degrees of freedom)."),
+        "z": f"The {level} confidence interval of the pooled estimate is a Wald (normal) interval.",
+    }[settings["ci"]]
     if settings["pi"] == "none":
         pi = "No prediction interval was computed."
     else:
-        dist = ("a t distribution with k-1 degrees of freedom" if settings["pi"] == "t"
-                else "the normal distribution")
+        dist = {"t": "a t distribution with k-1 degrees of freedom",
+                "riley": "a t distribution with k-2 degrees of freedom (Riley et al. 2011)",
+                "z": "the normal distribution"}[settings["pi"]]
         pi = (f"The {level} prediction interval used {dist} and the variance tau² + "
               f"SE² of the pooled estimate; it is not reported when k < {MIN_K_PI}.")
-    het = ("Heterogeneity is reported as tau², Cochran's Q with its chi-squared p-value, "
-           "and I² and H² computed from tau² (as in metafor). With a single study the "
-           "result is reported without pooling.")
+    i2 = ("I² and H² were computed from tau² and the typical within-study variance (as "
+          "metafor)" if settings["i2"] == "tau2" and method != "FE"
+          else "I² and H² were computed from Cochran's Q as (Q - df)/Q and Q/df")
+    het = (f"Heterogeneity is reported as tau², Cochran's Q with its chi-squared p-value; "
+           f"{i2}. With a single study the result is reported without pooling, and with "
+           "two studies no prediction interval is given.")
+    extra = ("Subgroup differences are tested with separate tau² per subgroup "
+             "(Q-between) and with a common tau² (meta-regression on the subgroup "
+             "factor). Leave-one-out, cumulative (by publication year) and influence "
+             "analyses, meta-regression and tests for small-study effects (Egger's "
+             "regression test, Begg's rank test, trim-and-fill; only with at least "
+             f"{settings['bias_min_k']} studies) use the "
+             f"{panels.describe_model(panels.iv_settings(settings))}. A sensitivity "
+             "panel repeats the analysis across estimators and transformations.")
+    notes = " ".join(f"Note: {n}." for n in settings["notes"])
     soft = f"Analyses used metapool {__version__}."
-    return " ".join([first + cc, model, ci, pi, het, soft])
+    return " ".join(filter(None, [profile, first, model, ci, pi, het, extra, notes, soft]))
 
 
 def _software():
@@ -489,47 +733,8 @@ def _software():
 
 
 # --------------------------------------------------------------------------- run
-def run_analysis(tables, name, spec, defaults=None):
-    """Run one configured analysis and return its analysis document.
-
-    Parameters
-    ----------
-    tables : metapool.io.Tables
-        Validated input tables.
-    name : str
-        Analysis name (becomes ``results/<name>/``).
-    spec : dict
-        The analysis entry of the config (``table``, ``outcome``, ``include``,
-        ``exclude``, ``subgroup``, ``title`` and optional method overrides).
-    defaults : dict, optional
-        The config's ``defaults``.
-
-    Returns
-    -------
-    dict
-        The analysis document (see ``docs/architecture.md``).
-    """
-    settings = resolve_settings(spec, defaults)
-    table = spec["table"]
-    selected, merged = _select(tables, name, spec)
-    selected = selected.sort_values(["year", "study_id"], na_position="last",
-                                    kind="mergesort")
-    if table == "proportions":
-        effects, dropped = _proportion_rows(selected, settings)
-        measure = settings["measure"]
-    else:
-        effects, dropped = _survival_rows(selected, settings)
-        measure = "logHR"
-    dropped_ids = {row["study_id"]: reason for row, reason in dropped}
-    kept = selected[~selected["study_id"].isin(dropped_ids)]
-    merged = merged.copy()
-    for sid, reason in dropped_ids.items():
-        merged.loc[(merged["study_id"] == sid) & merged["_reason"].isna(), "_reason"] = reason
-    excluded, ongoing = _excluded_and_ongoing(tables, spec, merged, set(kept["study_id"]))
-
+def _study_records(kept, effects, table, subgroup_col, warnings):
     group = _group_column(table)
-    subgroup_col = spec.get("subgroup")
-    warnings = []
     studies = []
     for (_, row), eff in zip(kept.iterrows(), effects):
         warning = eff.pop("_warning", None)
@@ -553,6 +758,49 @@ def run_analysis(tables, name, spec, defaults=None):
             "doi": _text(row["doi"]), "source_row": int(row["source_row"]),
             "_row": row,
         })
+    return studies
+
+
+def run_analysis(tables, name, spec, defaults=None):
+    """Run one configured analysis and return its analysis document.
+
+    Parameters
+    ----------
+    tables : metapool.io.Tables
+        Validated input tables.
+    name : str
+        Analysis name (becomes ``results/<name>/``).
+    spec : dict
+        The analysis entry of the config (``table``, ``outcome``, ``include``,
+        ``exclude``, ``subgroup``, ``moderators``, ``title``, ``profile`` and optional
+        method overrides).
+    defaults : dict, optional
+        The config's ``defaults``.
+
+    Returns
+    -------
+    dict
+        The analysis document (see ``docs/architecture.md``).
+    """
+    table = spec["table"]
+    settings = resolve_settings(spec, defaults, table)
+    selected, merged = _select(tables, name, spec)
+    selected = selected.sort_values(["year", "study_id"], na_position="last",
+                                    kind="mergesort")
+    if table == "proportions":
+        effects, dropped = _proportion_rows(selected, settings)
+    else:
+        effects, dropped = _survival_rows(selected, settings)
+    dropped_ids = {row["study_id"]: reason for row, reason in dropped}
+    kept = selected[~selected["study_id"].isin(dropped_ids)]
+    merged = merged.copy()
+    for sid, reason in dropped_ids.items():
+        merged.loc[(merged["study_id"] == sid) & merged["_reason"].isna(), "_reason"] = reason
+    excluded, ongoing = _excluded_and_ongoing(tables, spec, merged, set(kept["study_id"]))
+
+    subgroup_col = spec.get("subgroup")
+    warnings = [f"{n}" for n in settings["notes"]]
+    studies = _study_records(kept, effects, table, subgroup_col, warnings)
 
     # warnings the validator raised on rows this analysis uses
     used_rows = {s["source_row"] for s in studies}
@@ -562,20 +810,47 @@ def run_analysis(tables, name, spec, defaults=None):
             warnings.append(str(issue))
 
     models = []
+    sections = {"subgroup_tests": None, "leave_one_out": None, "cumulative": None,
+                "influence": None, "bias": None, "metaregression": None,
+                "sensitivity": []}
     if studies:
-        overall = _fit([s["yi"] for s in studies], [s["sei"] for s in studies],
-                       settings, measure)
-        for s, w in zip(studies, overall.weights):
-            s["weight_pct"] = w if overall.pooled else None
+        overall, notes = _pool(studies, settings, table)
+        weights = overall.weights if overall.pooled else None
+        for s, w in zip(studies, weights or [None] * len(studies)):
+            s["weight_pct"] = w
         models.append(_pooled_row(name, "overall", "", overall,
-                                  _counts(table, [s["_row"] for s in studies])))
+                                  _counts(table, [s["_row"] for s in studies]),
+                                  extra=notes))
+        yi = np.array([s["yi"] for s in studies])
+        vi = np.array([s["sei"] for s in studies]) ** 2
+        labels = [s["label"] for s in studies]
+        iv = panels.iv_settings(settings)
         if subgroup_col:
+            glmm_fits = {} if settings["method"] == "GLMM" else None
             for level in sorted({s["subgroup"] for s in studies}):
                 members = [s for s in studies if s["subgroup"] == level]
-                res = _fit([s["yi"] for s in members], [s["sei"] for s in members],
-                           settings, measure)
+                res, notes = _pool(members, settings, table)
                 models.append(_pooled_row(name, "subgroup", level, res,
-                                          _counts(table, [s["_row"] for s in members])))
+                                          _counts(table, [s["_row"] for s in members]),
+                                          extra=notes))
+                if glmm_fits is not None:
+                    glmm_fits[level] = ((res.estimate, res.se) if res.pooled
+                                        and res.method == "GLMM" else None)
+            if len({s["subgroup"] for s in studies}) >= 2:
+                sections["subgroup_tests"] = panels.subgroup_tests(
+                    yi, vi, [s["subgroup"] for s in studies], iv, glmm_fits=glmm_fits)
+        sections["leave_one_out"] = panels.leave_one_out_section(yi, vi, labels, iv)
+        sections["cumulative"] = panels.cumulative_section(
+            yi, vi, labels, [s["year"] for s in studies], iv)
+        sections["influence"] = panels.influence_section(yi, vi, labels, iv)
+        sections["bias"] = panels.bias_section(yi, vi, iv,
+                                               min_k=settings["bias_min_k"],
+                                               force=settings["bias_force"])
+        if spec.get("moderators"):
+            sections["metaregression"] = panels.metareg_section(
+                yi, vi, {m: [_text(s["_row"][m]) for s in studies]
+                         for m in spec["moderators"]}, iv)
+        sections["sensitivity"] = sensitivity_panel(settings, table, studies)
     else:
         models.append(_pooled_row(name, "overall", "", None, (None, None),
                                   empty_reason="no study with a usable effect"))
@@ -587,41 +862,60 @@ def run_analysis(tables, name, spec, defaults=None):
         del s["_row"]
 
     if table == "proportions":
-        scale = {"model": "logit", "natural": "proportion"}
-        back = "inverse logit"
+        measure = "PLO" if settings["method"] == "GLMM" else settings["measure"]
+        scale = {"model": _MEASURE_NAMES[measure], "natural": "proportion"}
+        back = {"PLO": "inverse logit", "PFT": "inverse double arcsine (harmonic mean n)",
+                "PAS": "sin²", "PR": "none"}[measure]
         effect_label = "Proportion"
-        cc = (f"{settings['continuity_correction']:g} added to both cells of 0-event "
-              "and all-event studies only")
+        if settings["method"] == "GLMM" or measure in ("PFT", "PAS"):
+            cc = "none (not needed)"
+        else:
+            cc = (f"{settings['continuity_correction']:g} added to both cells of 0-event "
+                  "and all-event studies only")
+        doc_measure = measure
     else:
         scale = {"model": "log HR", "natural": "HR"}
         back = "exponential"
         effect_label = "Hazard ratio"
         cc = "not applicable"
+        doc_measure = "HR"
+    weight_basis = ("not available (GLMM: no inverse-variance weights)"
+                    if models[0].get("method") == "GLMM"
+                    else "overall random-effects model")
     return {
         "analysis": name,
         "title": spec.get("title", name),
         "table": table,
         "outcome": spec["outcome"],
-        "measure": "PLO" if table == "proportions" else "HR",
+        "measure": doc_measure,
         "effect_label": effect_label,
         "scale": scale,
         "methods": {
+            "profile": settings["profile"],
+            "profile_label": describe_profile(settings["profile"]),
+            "overrides": settings["overrides"],
             "estimator": settings["method"],
             "ci": settings["ci"],
             "pi": settings["pi"],
+            "i2": settings["i2"],
+            "tau2_ci": "Q-profile" if settings["method"] not in ("FE", "GLMM") else None,
             "level": settings["level"],
             "transformation": scale["model"],
             "back_transformation": back,
             "continuity_correction": cc,
             "hr_methods": settings["hr_methods"] if table == "survival" else [],
             "subgroup": subgroup_col,
-            "weight_basis": "overall random-effects model",
+            "moderators": list(spec.get("moderators") or []),
+            "secondary_model": panels.describe_model(panels.iv_settings(settings)),
+            "weight_basis": weight_basis,
+            "notes": settings["notes"],
             "text": methods_text(settings, table, studies),
         },
         "models": models,
         "studies": studies,
         "excluded": excluded,
         "ongoing": ongoing,
+        **sections,
         "warnings": warnings,
         "software": _software(),
     }
@@ -667,10 +961,13 @@ def _json_ready(obj):
     return _none(obj) if isinstance(obj, (float, np.floating, np.integer)) else obj
 
 
-def write_analysis_outputs(doc, *, pooled, studies, excluded, document):
+def write_analysis_outputs(doc, *, pooled, studies, excluded, document, sensitivity=None):
     """Write the analysis document and its CSV views (deterministic, atomic)."""
     _atomic_write(pooled, _csv_text(_frame(doc["models"], POOLED_COLUMNS)))
     _atomic_write(studies, _csv_text(_frame(doc["studies"], STUDY_COLUMNS)))
     _atomic_write(excluded, _csv_text(_frame(doc["excluded"], EXCLUDED_COLUMNS)))
+    if sensitivity is not None:
+        _atomic_write(sensitivity,
+                      _csv_text(_frame(doc.get("sensitivity") or [], SENSITIVITY_COLUMNS)))
     text = json.dumps(_json_ready(doc), indent=2, ensure_ascii=False, allow_nan=False)
     _atomic_write(document, text + "\n")

@@ -106,10 +106,12 @@ def _check_studies(yi, vi):
 
 
 def _check_min_k(min_k, force):
-    if isinstance(min_k, bool) or not isinstance(min_k, (int, np.integer)) or min_k < 1:
+    if isinstance(min_k, bool) or not isinstance(min_k, (int, np.integer)):
+        raise TypeError(f"min_k must be an integer, got {min_k!r}")
+    if min_k < 1:
         raise ValueError(f"min_k must be a positive integer, got {min_k!r}")
     if not isinstance(force, (bool, np.bool_)):
-        raise ValueError(f"force must be True or False, got {force!r}")
+        raise TypeError(f"force must be True or False, got {force!r}")
 
 
 def _gate(k, min_k, force):
@@ -121,8 +123,8 @@ def _gate(k, min_k, force):
         if not force:
             return (f"not computed: k = {k} is below min_k = {min_k} (pass force=True to "
                     "compute anyway)"), []
-        return None, [f"computed with force=True although k = {k} < min_k = {min_k}: "
-                      "interpret with great caution"]
+        return None, [(f"computed with force=True although k = {k} < min_k = {min_k}: "
+                       "interpret with great caution")]
     return None, []
 
 
@@ -148,11 +150,12 @@ def _metareg(y, v, X, *, method, ci, level):
         df = None
         crit = stats.norm.ppf(1 - alpha / 2)
     else:
-        s2w = float(fit.q[0]) / (k - p)  # metafor's knha scale: y'Py / (k - p)
-        if ci == "hksj_adhoc":
-            s2w = max(s2w, 1.0)
-        vb = s2w * vb
-        df = k - p
+        if ci in ("hksj", "hksj_adhoc"):
+            s2w = float(fit.q[0]) / (k - p)  # metafor's knha scale: y'Py / (k - p)
+            if ci == "hksj_adhoc":
+                s2w = max(s2w, 1.0)
+            vb = s2w * vb
+        df = k - p  # "t": unscaled covariance, t quantiles (metafor test = "t")
         crit = stats.t.ppf(1 - alpha / 2, df)
     return beta, np.sqrt(np.diag(vb)), df, crit, tau2, bool(tau.converged[0])
 
@@ -196,7 +199,8 @@ class EggerResult:
     method : str or None
         tau² estimator of the meta-regression (None for ``model="lm"``).
     ci : str
-        ``"z"``, ``"hksj"`` or ``"hksj_adhoc"`` (``model="rma"``); ``"t"`` for ``lm``.
+        ``"z"``, ``"t"``, ``"hksj"`` or ``"hksj_adhoc"`` (``model="rma"``); ``"t"`` for
+        ``lm``.
     level : float
     stat, p_value : float or None
         Test of the predictor's coefficient (metafor's ``zval``/``pval``).
@@ -281,7 +285,8 @@ def egger_test(yi, vi, *, model="rma", predictor="sei", method="REML", ci="z",
     ``model="rma"`` (metafor's default) fits the mixed-effects meta-regression
     ``yi = b0 + b1 * sei + u_i + e_i`` with the same tau² estimator as the main analysis
     and tests b1 = 0 with a z test (``ci="z"``) or a t test with k - 2 df (``ci="hksj"``,
-    metafor ``test = "knha"``; ``hksj_adhoc`` truncates the scale at 1).
+    metafor ``test = "knha"``; ``hksj_adhoc`` truncates the scale at 1; ``ci="t"``: the
+    unscaled SE with t quantiles, metafor ``test = "t"``).
     ``model="lm"`` is the classical test of Egger et al. (1997): weighted least squares
     with weights 1/vi and a multiplicative dispersion parameter, t test with k - 2 df.
     (This is algebraically Egger's regression of yi/sei on 1/sei, with the roles of
@@ -299,7 +304,7 @@ def egger_test(yi, vi, *, model="rma", predictor="sei", method="REML", ci="z",
     method : str
         tau² estimator for ``model="rma"`` (one of
         :data:`metapool.estimators.TAU2_METHODS`); ignored for ``lm``.
-    ci : {"z", "hksj", "hksj_adhoc"}
+    ci : {"z", "t", "hksj", "hksj_adhoc"}
         Test and CI of the meta-regression (``model="rma"``); ignored for ``lm``.
     level : float
         Coverage of the limit estimate's CI.
@@ -359,9 +364,9 @@ def egger_test(yi, vi, *, model="rma", predictor="sei", method="REML", ci="z",
         "sqrtni": lambda: np.sqrt(ni),
         "sqrtninv": lambda: 1.0 / np.sqrt(ni),
     }[predictor]()
-    base = dict(k=k, min_k=int(min_k), model=model, predictor=predictor,
-                method=method if model == "rma" else None,
-                ci=ci if model == "rma" else "t", level=float(level))
+    base = {"k": k, "min_k": int(min_k), "model": model, "predictor": predictor,
+            "method": method if model == "rma" else None,
+            "ci": ci if model == "rma" else "t", "level": float(level)}
     reason, warnings = _gate(k, min_k, force)
     if reason is None and np.ptp(x) == 0:
         reason = (f"not computed: the predictor ({_PREDICTOR_TEXT[predictor]}) is the "
@@ -532,12 +537,12 @@ def begg_test(yi, vi, *, exact=True, min_k=MIN_K, force=False):
        publication bias. Biometrics 1994;50:1088-1101.
     """
     if not isinstance(exact, (bool, np.bool_)):
-        raise ValueError(f"exact must be True or False, got {exact!r}")
+        raise TypeError(f"exact must be True or False, got {exact!r}")
     _check_min_k(min_k, force)
     yi, vi = _check_studies(yi, vi)
     n = yi.size
     reason, warnings = _gate(n, min_k, force)
-    base = dict(k=n, min_k=int(min_k))
+    base = {"k": n, "min_k": int(min_k)}
     if reason is not None:
         return BeggResult(computed=False, forced=False, reason=reason, **base)
 
@@ -561,7 +566,7 @@ def begg_test(yi, vi, *, exact=True, min_k=MIN_K, force=False):
     tau = s / math.sqrt((t0 - t1) * (t0 - t2))
 
     if exact and not ties:
-        q = int(round((tau + 1.0) * n * (n - 1) / 4.0))  # concordant pairs, as R
+        q = round((tau + 1.0) * n * (n - 1) / 4.0)  # concordant pairs, as R
         if q > n * (n - 1) / 4.0:
             p_one = 1.0 - _kendall_exact_cdf(q - 1, n)
         else:
@@ -592,6 +597,10 @@ def begg_test(yi, vi, *, exact=True, min_k=MIN_K, force=False):
 # --------------------------------------------------------------------------------------
 
 ESTIMATORS = ("L0", "R0", "Q0")
+#: Measures whose natural scale the refitted model can report: every measure of
+#: :data:`metapool.pooling.MEASURE_SCALES` but PFT, whose back-transformation needs the
+#: sample sizes (the filled studies have none).
+MEASURES = tuple(m for m in pooling.MEASURE_SCALES if m != "PFT")
 
 
 @dataclass(frozen=True)
@@ -750,8 +759,8 @@ def trim_and_fill(yi, vi, *, side=None, estimator="L0", method="REML", ci="z", p
         "knha")``).
     maxiter : int
         Iteration limit (metafor: 100).
-    measure : {"none", "PLO", "logHR", "log"}
-        Natural scale of the refitted model.
+    measure : {"none", "PLO", "PAS", "PR", "logHR", "log"}
+        Natural scale of the refitted model (:data:`MEASURES`).
     min_k, force
         See :func:`egger_test`.
 
@@ -792,14 +801,16 @@ def trim_and_fill(yi, vi, *, side=None, estimator="L0", method="REML", ci="z", p
         raise ValueError(f"pi must be one of {PI_METHODS}, got {pi!r}")
     if not 0 < level < 1:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}")
-    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
+    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)):
+        raise TypeError(f"maxiter must be an integer, got {maxiter!r}")
+    if maxiter < 1:
         raise ValueError(f"maxiter must be a positive integer, got {maxiter!r}")
-    if measure not in ("PLO", "logHR", "log", "none"):
-        raise ValueError(f"measure must be 'PLO', 'logHR', 'log' or 'none', got {measure!r}")
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
     _check_min_k(min_k, force)
     yi, vi = _check_studies(yi, vi)
     k = yi.size
-    base = dict(k=k, min_k=int(min_k), estimator=estimator)
+    base = {"k": k, "min_k": int(min_k), "estimator": estimator}
     reason, warnings = _gate(k, min_k, force)
     if reason is not None:
         return TrimFillResult(computed=False, forced=False, reason=reason, **base)

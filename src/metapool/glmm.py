@@ -448,6 +448,10 @@ class GLMMResult:
         finite maximum (``status`` says which).
     iterations : int
         Newton iterations summed over the starting points.
+    tau2_lower, tau2_upper, i2_lower, i2_upper, h2_lower, h2_upper : None
+        No confidence interval for tau² is computed for the GLMM (metafor 3.8-1's
+        ``confint()`` has no method for ``rma.glmm`` either); the Q-profile CI of the
+        inverse-variance models does not apply to the binomial likelihood.
     weights : None
         The GLMM has no inverse-variance study weights.
     measure, method, ci, pi : str
@@ -488,6 +492,12 @@ class GLMMResult:
     status: str
     warnings: tuple = field(default_factory=tuple)
     weights: None = None
+    tau2_lower: None = None
+    tau2_upper: None = None
+    i2_lower: None = None
+    i2_upper: None = None
+    h2_lower: None = None
+    h2_upper: None = None
     measure: str = "PLO"
     method: str = "GLMM"
 
@@ -498,8 +508,9 @@ class GLMMResult:
     def to_dict(self, scale="model"):
         """The result as a plain dict (Python scalars, None for absent numbers).
 
-        Holds the keys of one row of :func:`metapool.pooling.fit_batch` (``weights`` is
-        None, ``fallback`` and ``hksj_narrower`` are False) plus ``tau``, ``q_lrt``,
+        Holds the keys of one row of :func:`metapool.pooling.fit_batch` (``weights`` and
+        the tau²/I²/H² CI bounds are None, ``fallback`` and ``hksj_narrower`` are False)
+        plus ``tau``, ``q_lrt``,
         ``q_lrt_p``, ``loglik``, ``loglik_conditional``, ``vt``, ``n_agq`` and the
         descriptive keys of :meth:`metapool.pooling.PoolResult.to_dict`.
 
@@ -524,8 +535,14 @@ class GLMMResult:
             "p_value": self.p_value,
             "tau2": self.tau2,
             "tau": None if self.tau2 is None else math.sqrt(self.tau2),
+            "tau2_lower": None,
+            "tau2_upper": None,
             "i2": self.i2,
+            "i2_lower": None,
+            "i2_upper": None,
             "h2": self.h2,
+            "h2_lower": None,
+            "h2_upper": None,
             "q": self.q,
             "q_df": self.q_df,
             "q_p": self.q_p,

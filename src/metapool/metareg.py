@@ -567,13 +567,18 @@ def meta_regression(yi, vi, X, *, method="REML", ci="hksj", level=0.95, names=No
     cov = re.cov_unscaled[0]
 
     t_based = ci != "z"
-    if t_based and method == "FE":
+    if ci in ("hksj", "hksj_adhoc") and method == "FE":
         warnings.append("the Knapp-Hartung adjustment is not meant to be used with a "
                         "common-effect (FE) model")
     knha_scale = None
     degenerate = False  # no valid tests: HKSJ with s² = 0 or without residual df
-    if not t_based:
+    if not t_based or ci == "t":
+        # z: normal quantiles; t: the same SEs with t(k - p) / F quantiles (metafor
+        # test = "t"), no Knapp-Hartung scaling
         s2 = 1.0
+        if ci == "t" and df_res == 0:
+            degenerate = True
+            warnings.append("k = p: no residual degrees of freedom for t-based tests")
     elif df_res == 0:
         s2 = math.nan
         degenerate = True

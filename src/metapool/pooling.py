@@ -37,10 +37,11 @@ __all__ = [
     "pool_proportions",
 ]
 
-#: Confidence-interval methods for the pooled estimate: Wald (normal),
+#: Confidence-interval methods for the pooled estimate: Wald (normal), Wald SE with t
+#: quantiles with k-1 df (metafor's ``test="t"``, the CI used with the GLMM),
 #: Hartung-Knapp-Sidik-Jonkman (t with k-1 df; metafor's ``test="knha"``), and HKSJ
 #: with its variance scale factor never below 1 (metafor's ``test="adhoc"``).
-CI_METHODS = ("z", "hksj", "hksj_adhoc")
+CI_METHODS = ("z", "t", "hksj", "hksj_adhoc")
 #: Prediction-interval methods: normal, t with k-1 df, t with k-2 df (Riley et al.
 #: 2011), or none.
 PI_METHODS = ("z", "t", "riley", "none")
@@ -79,8 +80,8 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95, i2="tau2"):
     method : {"FE", "DL", "HE", "SJ", "ML", "REML", "PM"}
         tau² estimator (see :func:`metapool.estimators.estimate_tau2`; ``FE`` fits the
         common-effect model).
-    ci : {"z", "hksj", "hksj_adhoc"}
-        CI of the pooled estimate. ``hksj``: SE scaled by
+    ci : {"z", "t", "hksj", "hksj_adhoc"}
+        CI of the pooled estimate. ``t``: the Wald SE with t quantiles (k-1 df). ``hksj``: SE scaled by
         ``sqrt(sum w (y - mu)^2 / (k - 1))`` and t quantiles with k-1 df, no
         truncation of the scale factor (metafor ``test="knha"``); ``hksj_adhoc``: the
         scale factor is raised to 1 when below 1, so the interval is never narrower
@@ -152,6 +153,11 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95, i2="tau2"):
         with np.errstate(divide="ignore", invalid="ignore"):
             stat = mu / se
             p_value = 2.0 * stats.t.sf(np.abs(stat), dfp)
+    elif ci == "t":
+        se = se_wald
+        crit = stats.t.ppf(1 - alpha / 2, dfp)
+        stat = mu / se
+        p_value = 2.0 * stats.t.sf(np.abs(stat), dfp)
     else:
         se = se_wald
         crit = np.full(len(k), stats.norm.ppf(1 - alpha / 2))
@@ -516,19 +522,34 @@ def pool_proportions(events, total, *, measure="PLO", method="REML", ci="hksj", 
     ----------
     events, total : array_like of int
         Events and participants per study.
+    method : str
+        A tau² estimator of :func:`fit_batch`, or ``"GLMM"``: the binomial-normal model
+        fitted by maximum likelihood (:func:`metapool.glmm.fit_glmm`; logit only, ``ci``
+        "z" or "t", no continuity correction, no study weights).
     measure : {"PLO", "PFT", "PAS", "PR"}
         Transformation (see :func:`metapool.effects.proportion_effects`). For PLO and
         PR, ``continuity_correction`` is added to both cells of studies with 0 or all
         events only (metafor ``add=1/2, to="only0"``). PFT is back-transformed with the
         harmonic mean of the sample sizes (metafor ``transf.ipft.hm``).
-    method, ci, pi, level, i2
+    ci, pi, level, i2
         See :func:`fit_batch`.
 
     Returns
     -------
-    PoolResult
-        ``cc_added`` marks the corrected studies.
+    PoolResult or metapool.glmm.GLMMResult
+        ``cc_added`` marks the corrected studies (PoolResult).
     """
+    if method == "GLMM":
+        if measure != "PLO":
+            raise ValueError("the GLMM models proportions on the logit scale: use measure='PLO'")
+        if ci not in ("z", "t"):
+            raise ValueError(
+                f"ci={ci!r} is not defined for the GLMM; use 'z' or 't' (metafor test='t')")
+        if i2 != "tau2":
+            raise ValueError("the GLMM reports I² from tau² only")
+        from .glmm import fit_glmm  # the quadrature code is only needed here
+
+        return fit_glmm(events, total, level=level, ci=ci, pi=pi)
     eff = proportion_effects(events, total, measure=measure,
                              continuity_correction=continuity_correction)
     fit = fit_batch(eff.yi[None, :], eff.vi[None, :], method=method, ci=ci, pi=pi,

@@ -49,11 +49,14 @@ __all__ = [
     "leave_one_out",
 ]
 
-MEASURES = ("PLO", "logHR", "log", "none")
+#: Measures whose natural scale the panels can report: every measure of
+#: :data:`metapool.pooling.MEASURE_SCALES` but PFT, whose back-transformation needs the
+#: harmonic mean of the sample sizes (different in every subset).
+MEASURES = tuple(m for m in pooling.MEASURE_SCALES if m != "PFT")
 
 #: keys of PoolResult.to_dict() that describe the panel, not a row
-_SETTINGS = ("measure", "method", "ci_method", "pi_method", "level", "scale",
-             "back_transformation")
+_SETTINGS = ("measure", "method", "ci_method", "pi_method", "i2_method", "level",
+             "scale", "back_transformation")
 
 
 # --------------------------------------------------------------------------------------
@@ -84,10 +87,10 @@ def _check_studies(yi, vi, labels, *, min_k):
     return yi, vi, labels
 
 
-def _check_options(method, ci, pi, level, measure):
+def _check_options(method, ci, pi, level, measure, i2="tau2"):
     # the pooling options are validated by fit_batch; checking them first gives the
     # error before any array is built
-    pooling._check_options(method, ci, pi, level)
+    pooling._check_options(method, ci, pi, level, i2)
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
 
@@ -108,13 +111,14 @@ def _row_dict(res: PoolResult, scale):
     return d
 
 
-def _panel_settings(measure, method, ci, pi, level, scale):
+def _panel_settings(measure, method, ci, pi, i2, level, scale):
     back = pooling.MEASURE_SCALES[measure]
     return {
         "measure": measure,
         "method": method,
         "ci_method": ci,
         "pi_method": pi,
+        "i2_method": "Q-based" if (i2 == "q" or method == "FE") else "tau²-based",
         "level": float(level),
         "scale": back[0] if scale == "model" else back[1],
     }
@@ -142,6 +146,8 @@ class LeaveOneOutResult:
         ``fits[i]`` is the fit to the k - 1 studies other than study i.
     measure, method, ci, pi : str
     level : float
+    i2 : {"tau2", "q"}
+        I² definition (see :func:`metapool.pooling.fit_batch`).
     """
 
     labels: tuple
@@ -151,6 +157,7 @@ class LeaveOneOutResult:
     ci: str
     pi: str
     level: float
+    i2: str = "tau2"
 
     @property
     def k(self) -> int:
@@ -162,9 +169,11 @@ class LeaveOneOutResult:
         Keys: ``omitted`` (label), ``omitted_index`` (0-based position in the input),
         then the keys of :meth:`PoolResult.to_dict` without the panel settings: ``k``,
         ``estimate``, ``se``, ``ci_lower``, ``ci_upper``, ``pi_lower``, ``pi_upper``,
-        ``stat``, ``p_value``, ``tau2``, ``tau``, ``i2``, ``h2``, ``q``, ``q_df``,
-        ``q_p``, ``status``, ``warnings``. With ``scale="natural"`` estimate, CI and PI
-        are back-transformed (``se`` is then the delta-method SE).
+        ``stat``, ``p_value``, ``tau2`` (with the Q-profile ``tau2_lower``,
+        ``tau2_upper``), ``tau``, ``i2`` (``i2_lower``, ``i2_upper``), ``h2``
+        (``h2_lower``, ``h2_upper``), ``q``, ``q_df``, ``q_p``, ``status``,
+        ``warnings``. With ``scale="natural"`` estimate, CI and PI are back-transformed
+        (``se`` is then the delta-method SE).
         """
         _check_scale(scale)
         return [
@@ -177,14 +186,14 @@ class LeaveOneOutResult:
         return {
             "analysis": "leave-one-out",
             "k": self.k,
-            **_panel_settings(self.measure, self.method, self.ci, self.pi, self.level,
-                              scale),
+            **_panel_settings(self.measure, self.method, self.ci, self.pi, self.i2,
+                              self.level, scale),
             "rows": self.to_records(scale),
         }
 
 
 def leave_one_out(yi, vi, *, method="REML", ci="hksj", pi="t", level=0.95, labels=None,
-                  measure="none"):
+                  measure="none", i2="tau2"):
     """Leave-one-out meta-analysis (metafor ``leave1out()``).
 
     Row i refits the random-effects model without study i, with the same tau² estimator,
@@ -195,12 +204,14 @@ def leave_one_out(yi, vi, *, method="REML", ci="hksj", pi="t", level=0.95, label
     ----------
     yi, vi : array_like, shape (k,)
         Effects on the model scale and their sampling variances (> 0); k >= 2.
-    method, ci, pi, level
-        As :func:`metapool.pooling.fit_batch`.
+    method, ci, pi, level, i2
+        As :func:`metapool.pooling.fit_batch` (``i2="tau2"`` is metafor's I²).
     labels : sequence of str, optional
         Study labels; default ``"1"``, ..., ``"k"`` (metafor's default).
-    measure : {"none", "PLO", "logHR", "log"}
-        What ``yi`` holds; fixes the natural scale of ``to_records(scale="natural")``.
+    measure : {"none", "PLO", "PAS", "PR", "logHR", "log"}
+        What ``yi`` holds; fixes the natural scale of ``to_records(scale="natural")``
+        (:data:`MEASURES`; not PFT, whose back-transformation depends on the subset's
+        sample sizes).
 
     Returns
     -------
@@ -223,18 +234,18 @@ def leave_one_out(yi, vi, *, method="REML", ci="hksj", pi="t", level=0.95, label
     .. [1] Viechtbauer W. Conducting meta-analyses in R with the metafor package. J Stat
        Softw 2010;36(3):1-48.
     """
-    _check_options(method, ci, pi, level, measure)
+    _check_options(method, ci, pi, level, measure, i2)
     yi, vi, labels = _check_studies(yi, vi, labels, min_k=2)
     k = yi.size
     members = [np.delete(np.arange(k), i) for i in range(k)]
     fit = pooling.fit_batch(_packed(yi, members), _packed(vi, members), method=method,
-                            ci=ci, pi=pi, level=level)
+                            ci=ci, pi=pi, level=level, i2=i2)
     fits = tuple(
         result_from_batch(fit, i, measure=measure, method=method, ci=ci, pi=pi,
-                           level=level)
+                          level=level, i2_method=i2)
         for i in range(k)
     )
-    return LeaveOneOutResult(labels, fits, measure, method, ci, pi, float(level))
+    return LeaveOneOutResult(labels, fits, measure, method, ci, pi, float(level), i2)
 
 
 # --------------------------------------------------------------------------------------
@@ -307,6 +318,7 @@ class CumulativeResult:
         ``fits[j]`` pools ``order[: j + 1]``; ``fits[0]`` (one study) is not pooled.
     measure, method, ci, pi : str
     level : float
+    i2 : {"tau2", "q"}
     """
 
     labels: tuple
@@ -317,6 +329,7 @@ class CumulativeResult:
     ci: str
     pi: str
     level: float
+    i2: str = "tau2"
 
     @property
     def k(self) -> int:
@@ -342,15 +355,15 @@ class CumulativeResult:
         return {
             "analysis": "cumulative",
             "k": self.k,
-            **_panel_settings(self.measure, self.method, self.ci, self.pi, self.level,
-                              scale),
+            **_panel_settings(self.measure, self.method, self.ci, self.pi, self.i2,
+                              self.level, scale),
             "order": [int(i) for i in self.order],
             "rows": self.to_records(scale),
         }
 
 
 def cumulative(yi, vi, order, *, method="REML", ci="hksj", pi="t", level=0.95,
-               labels=None, measure="none"):
+               labels=None, measure="none", i2="tau2"):
     """Cumulative meta-analysis (metafor ``cumul()``).
 
     Step j pools the first j studies in ``order``; all k steps are one (k x k) batch
@@ -364,7 +377,7 @@ def cumulative(yi, vi, order, *, method="REML", ci="hksj", pi="t", level=0.95,
         Permutation of ``range(k)``: the input positions in the order the studies are
         added. The usual order is by publication year, ties by label:
         :func:`cumulative_order`.
-    method, ci, pi, level, labels, measure
+    method, ci, pi, level, labels, measure, i2
         As :func:`leave_one_out`.
 
     Returns
@@ -393,20 +406,20 @@ def cumulative(yi, vi, order, *, method="REML", ci="hksj", pi="t", level=0.95,
     .. [1] Lau J, Antman EM, Jimenez-Silva J, et al. Cumulative meta-analysis of
        therapeutic trials for myocardial infarction. N Engl J Med 1992;327:248-254.
     """
-    _check_options(method, ci, pi, level, measure)
+    _check_options(method, ci, pi, level, measure, i2)
     yi, vi, labels = _check_studies(yi, vi, labels, min_k=1)
     k = yi.size
     order = _check_order(order, k)
     members = [order[: j + 1] for j in range(k)]
     fit = pooling.fit_batch(_packed(yi, members), _packed(vi, members), method=method,
-                            ci=ci, pi=pi, level=level)
+                            ci=ci, pi=pi, level=level, i2=i2)
     fits = tuple(
         result_from_batch(fit, j, measure=measure, method=method, ci=ci, pi=pi,
-                           level=level)
+                          level=level, i2_method=i2)
         for j in range(k)
     )
     return CumulativeResult(labels, tuple(int(i) for i in order), fits, measure, method,
-                            ci, pi, float(level))
+                            ci, pi, float(level), i2)
 
 
 # --------------------------------------------------------------------------------------
@@ -518,8 +531,8 @@ def influence(yi, vi, *, method="REML", ci="hksj", level=0.95, labels=None):
     by a single call of :func:`metapool.pooling.fit_batch`; every diagnostic is then a
     closed-form function of these fits. With mu, SE and tau² of the full fit, and
     mu_(-i), SE_(-i), tau²_(-i) and the Knapp-Hartung scale s²_(-i) of the fit without
-    study i (s² = 1 for ``ci="z"``; ``sum w (y - mu)² / (k - 2)`` for ``hksj``, not below
-    1 for ``hksj_adhoc``):
+    study i (s² = 1 for ``ci="z"`` and ``"t"``; ``sum w (y - mu)² / (k - 2)`` for
+    ``hksj``, not below 1 for ``hksj_adhoc``):
 
     * ``rstudent`` = (y_i - mu_(-i)) / sqrt(s²_(-i) (v_i + tau²_(-i)) + SE_(-i)²), the
       externally standardised (deleted) residual;
@@ -584,7 +597,7 @@ def influence(yi, vi, *, method="REML", ci="hksj", level=0.95, labels=None):
     v_rest = _packed(vi, members[1:])
     with np.errstate(invalid="ignore", divide="ignore"):
         w_rest = 1.0 / (v_rest + tau2_d[:, None])
-        if ci == "z":
+        if ci in ("z", "t"):
             s2w = np.where(np.isfinite(mu_d), 1.0, np.nan)
         else:
             s2w = np.nansum(w_rest * (y_rest - mu_d[:, None]) ** 2, axis=1) / (k - 2)

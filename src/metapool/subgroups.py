@@ -237,7 +237,7 @@ _SEPARATE_LABEL = ("Test for subgroup differences, separate tau² per subgroup: 
 
 def _common_label(ci, method):
     dist = "F with G - 1 and k - G df" if ci != "z" else "chi² with G - 1 df"
-    adj = {"z": "", "hksj": ", HKSJ-adjusted",
+    adj = {"z": "", "t": ", t-based", "hksj": ", HKSJ-adjusted",
            "hksj_adhoc": ", HKSJ-adjusted (scale factor at least 1)"}[ci]
     model = ("common-effect meta-regression (tau² = 0)" if method == "FE"
              else "mixed-effects meta-regression")

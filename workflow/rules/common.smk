@@ -89,6 +89,7 @@ def analysis_outputs():
             "studies.csv",
             "excluded.csv",
             "analysis.json",
+            "sensitivity.csv",
             "forest.svg",
             "forest.png",
         ],

@@ -16,6 +16,7 @@ rule pool:
         studies="results/{analysis}/studies.csv",
         excluded="results/{analysis}/excluded.csv",
         document="results/{analysis}/analysis.json",
+        sensitivity="results/{analysis}/sensitivity.csv",
     log:
         "logs/pool/{analysis}.log",
     conda:

@@ -26,6 +26,7 @@ def main(snakemake):
         studies=snakemake.output.studies,
         excluded=snakemake.output.excluded,
         document=snakemake.output.document,
+        sensitivity=snakemake.output.sensitivity,
     )
     overall = doc["models"][0]
     logging.info(
