@@ -150,6 +150,33 @@ def test_golden_grid_is_complete():
                 assert f"{method}_{test}" in spec["fits"], (case, method, test)
 
 
+SENS = json.loads(
+    (Path(__file__).parent / "golden" / "sensitivity_goldens.json").read_text())["cases"]
+
+
+@pytest.mark.parametrize("fit_key", ["REML_knha", "REML_z", "DL_z"])
+def test_large_simulated_meta_analysis_matches(fit_key):
+    # simulated k = 200 (tests/golden/make_goldens_sensitivity.R, set.seed fixed):
+    # R: rma(yi, vi, method = <method>, test = <test>, control = ctrl)
+    case = SENS["sim200"]
+    method, test = fit_key.split("_")
+    ref = case["fits"][fit_key]["fit"]
+    res = pool_generic(case["input"]["yi"], np.sqrt(case["input"]["vi"]), method=method,
+                       ci=CI_OF_TEST[test], pi=PI_OF_TEST[test], measure="none")
+    assert res.k == 200
+    for key in ("estimate", "se", "tau2", "q"):
+        _close(getattr(res, key), ref[key], RTOL[method], f"{key}: sim200 {fit_key}")
+
+
+def test_k1_is_documented_where_metafor_stops():
+    # metafor: confint() of a k = 1 model errors; metapool reports the study unpooled
+    res = pool_generic([0.3], [0.2])
+    d = res.to_dict("model")
+    assert d["status"] == "not pooled: single study"
+    assert all(d[key] is None for key in ("tau2_lower", "tau2_upper", "i2_lower",
+                                          "i2_upper", "estimate", "pi_lower"))
+
+
 def test_report_largest_differences(capsys):
     # runs last in this module (pytest keeps file order): prints the worst relative
     # difference per quantity for the closing note of the parity suite

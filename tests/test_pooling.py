@@ -94,3 +94,29 @@ def test_natural_scale_back_transforms():
     assert n["scale"] == "hazard ratio" and m["scale"] == "log hazard ratio"
     with pytest.raises(ValueError):
         res.to_dict("odds")
+
+
+def test_non_convergence_falls_back_to_dl_and_says_so(monkeypatch):
+    import metapool.estimators as est
+    monkeypatch.setattr(est, "_MAXITER", 1)
+    res = pool_generic(YI, SEI, method="REML")
+    assert any("did not converge" in w and "DerSimonian-Laird" in w for w in res.warnings)
+    dl = pool_generic(YI, SEI, method="DL")
+    assert res.tau2 == pytest.approx(dl.tau2)
+
+
+def test_adhoc_is_never_narrower_than_wald_with_t():
+    # toy data with Q < k - 1: HKSJ shrinks, the ad hoc rule does not
+    y, s = [0.10, 0.12, 0.11, 0.09], np.sqrt([0.04, 0.05, 0.03, 0.06])
+    hk = pool_generic(y, s, ci="hksj", measure="none")
+    ah = pool_generic(y, s, ci="hksj_adhoc", measure="none")
+    t = pool_generic(y, s, ci="t", measure="none")
+    assert hk.ci_upper - hk.ci_lower < ah.ci_upper - ah.ci_lower
+    assert ah.ci_upper == pytest.approx(t.ci_upper)
+
+
+def test_q_based_i2_option():
+    res = pool_generic(YI, SEI, i2="q")
+    q, df = res.q, res.k - 1
+    assert res.i2 == pytest.approx(max(0.0, 100 * (q - df) / q))
+    assert res.i2_lower is None and res.to_dict()["i2_method"] == "Q-based"
