@@ -10,6 +10,16 @@ and :mod:`metapool.bias`; :data:`PROFILES` holds the named method profiles. See
 __version__ = "0.1.0"
 
 from .pooling import PoolResult, pool_generic, pool_proportions  # noqa: E402
+from .glmm import GLMMConvergenceError, GLMMResult, fit_glmm  # noqa: E402
 from .profiles import PROFILES  # noqa: E402
 
-__all__ = ["PROFILES", "PoolResult", "pool_generic", "pool_proportions", "__version__"]
+__all__ = [
+    "GLMMConvergenceError",
+    "GLMMResult",
+    "PROFILES",
+    "PoolResult",
+    "fit_glmm",
+    "pool_generic",
+    "pool_proportions",
+    "__version__",
+]
