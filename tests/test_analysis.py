@@ -182,3 +182,20 @@ def test_sections_for_secondary_analyses(tables):
 def test_glmm_on_survival_is_a_config_error(tables):
     with pytest.raises(DataError, match="GLMM models binomial counts"):
         check_analyses(tables, {"analyses": {"bad": dict(OS, method="GLMM")}})
+
+
+def test_glmm_without_finite_maximum_falls_back_and_says_so(tmp_path):
+    proportions = PROPORTIONS
+    for old, new in (("18,30", "0,30"), ("20,20", "0,20"), ("11,25", "0,25")):
+        proportions = proportions.replace(old, new)
+    paths = []
+    for name, text in (("studies", STUDIES), ("proportions", proportions),
+                       ("survival", SURVIVAL)):
+        paths.append(tmp_path / f"{name}.csv")
+        paths[-1].write_text(text)
+    spec = {k: v for k, v in ORR.items() if k not in ("method", "ci", "measure")}
+    doc = run_analysis(load_tables(*paths), "orr", dict(spec, subgroup=None), {})
+    overall = doc["models"][0]
+    assert overall["method"] == "REML" and overall["status"] == "pooled"
+    assert "no finite maximum" in overall["warnings"]
+    assert any("fell back" in w for w in doc["warnings"])

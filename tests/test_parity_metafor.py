@@ -46,6 +46,7 @@ FIELDS = ["estimate", "se", "ci_lower", "ci_upper", "pval", "tau2", "i2", "h2", 
 OURS = {"pval": "p_value"}
 
 _worst = {}
+_compared = [0]
 
 
 def _params():
@@ -70,6 +71,7 @@ def _close(ours, ref, rtol, label):
     field = label.split(":")[0].split()[-1]
     atol = ATOL.get(field, 0.0)
     diff = abs(ours - ref)
+    _compared[0] += 1
     if abs(ref) > atol:
         key = label.split(":")[0]
         _worst[key] = max(_worst.get(key, 0.0), diff / abs(ref))
@@ -102,6 +104,7 @@ def test_pooled_fit_matches_metafor(case, method, test):
             if want is not None:
                 _close(natural[field], want, rtol, f"natural {field}: {case} {method}_{test}")
     np.testing.assert_allclose(res.weights, ref["weights_pct"], rtol=rtol)
+    _compared[0] += len(ref["weights_pct"])
     conf = ref.get("confint")
     if conf and method != "FE" and ref["k"] >= 2:
         # R: confint(res, control = list(tol = 1e-12, maxiter = 10000)) (Q-profile)
@@ -181,5 +184,6 @@ def test_report_largest_differences(capsys):
     # runs last in this module (pytest keeps file order): prints the worst relative
     # difference per quantity for the closing note of the parity suite
     with capsys.disabled():
+        print(f"\nmetafor parity: {_compared[0]} golden values compared", end="")
         for key in sorted(_worst):
             print(f"\nmetafor parity worst rel. diff {key}: {_worst[key]:.2e}", end="")

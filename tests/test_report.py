@@ -26,7 +26,10 @@ from metapool.formatting import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "analysis"
-NAMES = ["proportion_subgroups", "hr", "single_study"]
+#: proportion_subgroups and hr carry every section of the current document;
+#: proportion_glmm is a real GLMM document (no study weights); single_study is an older
+#: document without the secondary-analysis sections and must still render.
+NAMES = ["proportion_subgroups", "hr", "single_study", "proportion_glmm"]
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text>x</text></svg>'
 
 
@@ -91,7 +94,7 @@ def test_contains_titles_labels_and_estimates(html):
     assert "0.77 (0.63–0.94)" in html  # overall HR
     assert "0.55–1.09" in html  # HR prediction interval
     assert "18.5% (9.9–30.0)" in html  # single study shown in the summary
-    assert "τ² = 0.3390 (τ = 0.5822), I² = 73.8%" in html
+    assert "τ² = 0.3390 (95% CI 0.1105–10.22); τ = 0.5822; I² = 73.8% (95% CI 47.8–98.8%)" in html
     assert "0.3390" in html and "73.8%" in html and "20.96 (6)" in html
     # ongoing studies, methods text, software versions, warnings
     assert "NCT05550000" in html
@@ -190,7 +193,10 @@ def test_render_is_deterministic(html):
 
 def test_missing_values_render_as_dash(html):
     text = "".join(parse(html).text)
-    assert not re.search(r"\b(None|nan|NaN|null|undefined)\b", text)
+    assert not re.search(r"\b(None|nan|NaN|null|undefined|inf)\b", text)
+    # nor anywhere in the markup (attributes, classes), figures aside
+    markup = re.sub(r"data:[^\"]+", "", html)
+    assert not re.search(r"\b(None|nan|NaN|undefined)\b", markup)
     # the k = 1 subgroup row has no estimate, PI, tau2, ...
     row = re.search(r"<td>Older adults</td>(.*?)</tr>", html, re.S).group(1)
     assert row.count("—") >= 6

@@ -34,7 +34,17 @@ __all__ = [
     "fmt_num",
     "fmt_int",
     "fmt_level",
+    "fmt_tau2_ci",
+    "fmt_pct_ci",
+    "fmt_num_ci",
+    "fmt_stat",
     "heterogeneity_text",
+    "ESTIMATOR_NAMES",
+    "CI_NAMES",
+    "PI_NAMES",
+    "I2_NAMES",
+    "method_name",
+    "is_glmm",
     "weight_basis",
     "doi_url",
     "is_yes",
@@ -308,7 +318,8 @@ def fmt_tau2(value: Any) -> str:
     Returns
     -------
     str
-        The formatted value or ``"—"``.
+        The formatted value or ``"—"``; 4 decimals below 10, 2 decimals from 10 and 1
+        from 100 (the upper Q-profile bound of a small meta-analysis can be large).
     """
     x = as_float(value)
     if x is None:
@@ -317,6 +328,10 @@ def fmt_tau2(value: Any) -> str:
         return "0"
     if 0 < x < 0.00005:
         return "<0.0001"
+    if x >= 100:
+        return _fixed(x, 1)
+    if x >= 10:
+        return _fixed(x, 2)
     return _fixed(x, 4)
 
 
@@ -354,12 +369,18 @@ def fmt_num(value: Any, decimals: int = 2) -> str:
     Returns
     -------
     str
-        The formatted number.
+        The formatted number; negative numbers start with a minus sign (U+2212).
+
+    Examples
+    --------
+    >>> fmt_num(-1.2345)
+    '−1.23'
     """
     x = as_float(value)
     if x is None:
         return DASH
-    return _fixed(x, decimals)
+    text = _fixed(x, decimals)
+    return "\u2212" + text[1:] if text.startswith("-") else text
 
 
 def fmt_int(value: Any) -> str:
@@ -400,6 +421,260 @@ def fmt_level(value: Any) -> str:
     if x <= 1:
         x *= 100
     return f"{x:g}%"
+
+
+def _ci_text(lo: str, hi: str, level: Any, labelled: bool = True) -> str:
+    """``"95% CI 0.0213–1.2264"`` (``"0.0213–1.2264"`` unlabelled), ``""`` when a bound
+    is missing."""
+    if DASH in (lo, hi):
+        return ""
+    return f"{fmt_level(level)} CI {lo}{EN_DASH}{hi}" if labelled else f"{lo}{EN_DASH}{hi}"
+
+
+def fmt_tau2_ci(
+    value: Any, lower: Any, upper: Any, level: Any = 0.95, labelled: bool = True
+) -> str:
+    """τ² with its confidence interval: ``"0.1543 (95% CI 0.0213–1.2264)"``.
+
+    Parameters
+    ----------
+    value : float or None
+        τ² on the model scale.
+    lower, upper : float or None
+        Bounds of its confidence interval (e.g. Q-profile).
+    level : float, default 0.95
+        Confidence level.
+    labelled : bool, default True
+        Name the interval (``"95% CI "``); False gives ``"0.1543 (0.0213–1.2264)"``
+        for a table whose header names it.
+
+    Returns
+    -------
+    str
+        The value with its interval; the value alone when a bound is missing;
+        ``"—"`` when the value is missing.
+
+    Examples
+    --------
+    >>> fmt_tau2_ci(0.154287, 0.0213, 1.2264)
+    '0.1543 (95% CI 0.0213–1.2264)'
+    >>> fmt_tau2_ci(0.0, None, None)
+    '0'
+    """
+    est = fmt_tau2(value)
+    if est == DASH:
+        return DASH
+    ci = _ci_text(fmt_tau2(lower), fmt_tau2(upper), level, labelled)
+    return f"{est} ({ci})" if ci else est
+
+
+def fmt_pct_ci(
+    value: Any, lower: Any, upper: Any, level: Any = 0.95, labelled: bool = True
+) -> str:
+    """A percentage with its confidence interval: ``"70.0% (95% CI 20.5–93.7%)"``.
+
+    Parameters
+    ----------
+    value : float or None
+        Percentage (0-100), e.g. I².
+    lower, upper : float or None
+        Bounds of its confidence interval, in percent.
+    level : float, default 0.95
+        Confidence level.
+    labelled : bool, default True
+        Name the interval (``"95% CI "``); False gives ``"70.0% (20.5–93.7)"`` for a
+        table whose header names it.
+
+    Returns
+    -------
+    str
+        The value with its interval; the value alone when a bound is missing;
+        ``"—"`` when the value is missing.
+
+    Examples
+    --------
+    >>> fmt_pct_ci(70.0033, 20.51, 93.68)
+    '70.0% (95% CI 20.5–93.7%)'
+    >>> fmt_pct_ci(70.0033, 20.51, 93.68, labelled=False)
+    '70.0% (20.5–93.7)'
+    """
+    est = fmt_pct(value)
+    if est == DASH:
+        return DASH
+    lo, hi = fmt_pct(lower), fmt_pct(upper)
+    if DASH in (lo, hi):
+        ci = ""
+    elif labelled:
+        ci = _ci_text(lo.rstrip("%"), hi, level)
+    else:
+        ci = _ci_text(lo.rstrip("%"), hi.rstrip("%"), level, labelled=False)
+    return f"{est} ({ci})" if ci else est
+
+
+def fmt_num_ci(
+    value: Any,
+    lower: Any,
+    upper: Any,
+    level: Any = 0.95,
+    decimals: int = 2,
+    labelled: bool = True,
+) -> str:
+    """A number with its confidence interval: ``"3.33 (95% CI 1.26–15.82)"``.
+
+    Parameters
+    ----------
+    value : float or None
+        The number (e.g. H²).
+    lower, upper : float or None
+        Bounds of its confidence interval.
+    level : float, default 0.95
+        Confidence level.
+    decimals : int, default 2
+        Decimal places.
+    labelled : bool, default True
+        Name the interval (``"95% CI "``).
+
+    Returns
+    -------
+    str
+        The value with its interval; the value alone when a bound is missing;
+        ``"—"`` when the value is missing.
+    """
+    est = fmt_num(value, decimals)
+    if est == DASH:
+        return DASH
+    ci = _ci_text(fmt_num(lower, decimals), fmt_num(upper, decimals), level, labelled)
+    return f"{est} ({ci})" if ci else est
+
+
+def fmt_stat(
+    name: str, value: Any, df: Any = None, df2: Any = None, distribution: Any = None
+) -> str:
+    """A test statistic with its degrees of freedom.
+
+    Parameters
+    ----------
+    name : str
+        Symbol of the statistic (``"Q"``, ``"t"``, ``"QM"``, ...); replaced by ``"F"``
+        when ``distribution`` is ``"F"``.
+    value : float or None
+        The statistic.
+    df, df2 : float or None
+        Degrees of freedom (``df2``: denominator df of an F test).
+    distribution : str or None
+        ``"chi2"``, ``"F"``, ``"t"`` or ``"z"``.
+
+    Returns
+    -------
+    str
+        ``"Q = 35.58 (χ², df = 1)"``, ``"F = 51.38 (df = 1, 3)"``, ``"t = 1.43 (df = 4)"``,
+        or ``"—"`` when the statistic is missing.
+
+    Examples
+    --------
+    >>> fmt_stat("Q", 35.576, 1, None, "chi2")
+    'Q = 35.58 (χ², df = 1)'
+    >>> fmt_stat("QM", 51.38, 1, 3, "F")
+    'F = 51.38 (df = 1, 3)'
+    """
+    x = fmt_num(value)
+    if x == DASH:
+        return DASH
+    dist = "" if is_missing(distribution) else str(distribution)
+    symbol = "F" if dist.upper() == "F" else name
+    dfs = [fmt_int(d) for d in (df, df2) if as_float(d) is not None]
+    inside = []
+    if dist.lower() in ("chi2", "chisq", "chi-squared"):
+        inside.append("\u03c7\u00b2")
+    if dfs:
+        inside.append("df = " + ", ".join(dfs))
+    return f"{symbol} = {x}" + (f" ({', '.join(inside)})" if inside else "")
+
+
+#: Readable names of the τ² estimators (``models[].method``, ``methods.estimator``).
+ESTIMATOR_NAMES = {
+    "REML": "REML",
+    "ML": "ML",
+    "DL": "DerSimonian-Laird",
+    "PM": "Paule-Mandel",
+    "HE": "Hedges",
+    "SJ": "Sidik-Jonkman",
+    "HS": "Hunter-Schmidt",
+    "EB": "empirical Bayes",
+    "FE": "common effect",
+    "GLMM": "binomial-normal GLMM",
+}
+#: Readable names of the CI methods of the pooled estimate (``ci_method``).
+CI_NAMES = {
+    "hksj": "Hartung-Knapp-Sidik-Jonkman",
+    "knha": "Hartung-Knapp-Sidik-Jonkman",
+    "hk": "Hartung-Knapp-Sidik-Jonkman",
+    "hartung-knapp": "Hartung-Knapp-Sidik-Jonkman",
+    "hksj_adhoc": "Hartung-Knapp-Sidik-Jonkman (ad hoc: never narrower than Wald)",
+    "adhoc": "Hartung-Knapp-Sidik-Jonkman (ad hoc: never narrower than Wald)",
+    "z": "Wald (z)",
+    "wald": "Wald (z)",
+    "normal": "Wald (z)",
+    "t": "t-based",
+}
+#: Readable names of the prediction-interval methods (``pi_method``).
+PI_NAMES = {
+    "t": "t-based",
+    "t(k-2)": "t-based (k \u2212 2 df)",
+    "riley": "t-based (k \u2212 2 df, Riley)",
+    "z": "normal-based",
+    "normal": "normal-based",
+    "hts": "Higgins-Thompson-Spiegelhalter",
+    "none": "none",
+}
+#: Readable definitions of I² (``methods.i2``).
+I2_NAMES = {
+    "tau2": "from \u03c4\u00b2 and the typical within-study variance (\u03c4\u00b2-based)",
+    "q": "from Cochran's Q: (Q \u2212 df) / Q (Q-based)",
+}
+
+
+def method_name(table: Mapping[str, str], code: Any) -> str | None:
+    """Readable name of a method code; the code itself when unknown, None when missing.
+
+    Parameters
+    ----------
+    table : mapping
+        One of :data:`ESTIMATOR_NAMES`, :data:`CI_NAMES`, :data:`PI_NAMES`,
+        :data:`I2_NAMES`.
+    code : str or None
+        The code from the document.
+
+    Returns
+    -------
+    str or None
+        The name.
+    """
+    if is_missing(code):
+        return None
+    key = str(code).strip()
+    return table.get(key, table.get(key.lower(), table.get(key.upper(), key)))
+
+
+def is_glmm(doc: Mapping[str, Any]) -> bool:
+    """Tell whether an analysis document's primary model is the GLMM.
+
+    Parameters
+    ----------
+    doc : mapping
+        Analysis document.
+
+    Returns
+    -------
+    bool
+        True when the overall model's ``method`` (or ``methods.estimator``) is
+        ``"GLMM"``.
+    """
+    models = doc.get("models") or [{}]
+    method = models[0].get("method")
+    if is_missing(method):
+        method = (doc.get("methods") or {}).get("estimator")
+    return str(method or "").upper() == "GLMM"
 
 
 def heterogeneity_text(row: Mapping[str, Any]) -> str:

@@ -38,7 +38,11 @@ from matplotlib.patches import Polygon
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from metapool.formatting import (
+    CI_NAMES,
+    ESTIMATOR_NAMES,
+    PI_NAMES,
     as_float,
+    is_glmm,
     is_yes,
     DASH,
     fmt_int,
@@ -49,6 +53,7 @@ from metapool.formatting import (
     heterogeneity_text,
     is_missing,
     is_proportion_measure,
+    method_name,
     p_phrase,
     weight_basis,
 )
@@ -114,35 +119,13 @@ _INDENT = 0.10  # indent of studies under a subgroup header, in
 _LOG_COARSE = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 _LOG_FINE = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0)
 
-_ESTIMATORS = {
-    "REML": "REML",
-    "ML": "ML",
-    "DL": "DerSimonian-Laird",
-    "PM": "Paule-Mandel",
-    "HE": "Hedges",
-    "SJ": "Sidik-Jonkman",
-    "HS": "Hunter-Schmidt",
-    "EB": "empirical Bayes",
-}
-_CI_METHODS = {
-    "hksj": "Hartung-Knapp-Sidik-Jonkman",
-    "knha": "Hartung-Knapp-Sidik-Jonkman",
-    "hk": "Hartung-Knapp-Sidik-Jonkman",
-    "hartung-knapp": "Hartung-Knapp-Sidik-Jonkman",
-    "z": "Wald (z)",
-    "wald": "Wald (z)",
-    "normal": "Wald (z)",
-    "t": "t-based",
-}
-_PI_METHODS = {
-    "t": "t-based",
-    "t(k-2)": "t-based",
-    "z": "normal-based",
-    "normal": "normal-based",
-    "hts": "Higgins-Thompson-Spiegelhalter",
-}
 _TRANSFORMATIONS = {
     "logit": "logit transformation",
+    "untransformed (raw) proportion": "",
+    "raw proportion": "",
+    "pr": "",
+    "freeman-tukey double arcsine": "Freeman-Tukey double arcsine transformation",
+    "arcsine square root": "arcsine transformation",
     "plo": "logit transformation",
     "log": "pooled on the log scale",
     "log hr": "pooled on the log scale",
@@ -247,41 +230,71 @@ def _effect_text(value: Any, lower: Any, upper: Any, measure: str) -> str:
     return est if interval == DASH else f"{est} ({interval})"
 
 
-def _lookup(table: Mapping[str, str], code: Any) -> str | None:
-    """Readable name of a method code; the code itself when unknown."""
-    if is_missing(code):
-        return None
-    key = str(code).strip()
-    return table.get(key, table.get(key.lower(), table.get(key.upper(), key)))
+def _first(*values: Any) -> Any:
+    """The first value that is not missing (None when all are)."""
+    return next((v for v in values if not is_missing(v)), None)
+
+
+def _named_interval(name: str, noun: str) -> str:
+    """``"t-based 95% CI"``; a qualifier in parentheses moves to the end:
+    ``"t-based 95% prediction interval (k − 2 df, Riley)"``."""
+    head, sep, rest = name.partition(" (")
+    return f"{head} {noun} ({rest}" if sep else f"{name} {noun}"
 
 
 def _method_line(
     doc: Mapping[str, Any], overall: Mapping[str, Any], pooled: bool, has_pi: bool
 ) -> str:
-    """``"Random effects, REML τ², Hartung-Knapp-Sidik-Jonkman 95% CI, ..."``."""
+    """State the pooling model, e.g. ``"Random effects, REML τ², Hartung-Knapp-... CI"``.
+
+    The overall pooled row's ``method``, ``ci_method`` and ``pi_method`` (what was
+    fitted) take precedence over the configured ``methods``. The GLMM reads
+    ``"Binomial-normal GLMM (ML τ²), t-based 95% CI, ...; logit scale"``. The method
+    profile (``methods.profile``) is named at the end.
+    """
     methods = doc.get("methods") or {}
     level = fmt_level(methods.get("level", overall.get("level")))
+    profile = methods.get("profile")
+    tail = "" if is_missing(profile) else f" Profile: {profile}."
     if not pooled:
-        return (
+        head = (
             "Not pooled: single study."
             if as_float(overall.get("k")) == 1
             else f"Not pooled: {overall.get('status')}."
         )
-    parts = ["Random effects"]
-    estimator = _lookup(_ESTIMATORS, methods.get("estimator") or overall.get("method"))
-    if estimator:
-        parts.append(f"{estimator} \u03c4\u00b2")
-    ci = _lookup(_CI_METHODS, methods.get("ci") or overall.get("ci_method"))
+        return head + tail
+    code = str(_first(overall.get("method"), methods.get("estimator")) or "").strip()
+    glmm = code.upper() == "GLMM"
+    if glmm:
+        parts = ["Binomial-normal GLMM (ML \u03c4\u00b2)"]
+    elif code.upper() == "FE":
+        parts = ["Common effect (inverse variance)"]
+    else:
+        parts = ["Random effects"]
+        estimator = method_name(ESTIMATOR_NAMES, code)
+        if estimator:
+            parts.append(f"{estimator} \u03c4\u00b2")
+    ci = method_name(CI_NAMES, _first(overall.get("ci_method"), methods.get("ci")))
     if ci:
-        parts.append(f"{ci} {level} CI")
-    pi = _lookup(_PI_METHODS, methods.get("pi") or overall.get("pi_method"))
+        parts.append(_named_interval(ci, f"{level} CI"))
+    pi_code = _first(overall.get("pi_method"), methods.get("pi"))
+    pi = method_name(PI_NAMES, pi_code)
     if pi and has_pi:
-        parts.append(f"{pi} {level} prediction interval")
+        parts.append(_named_interval(pi, f"{level} prediction interval"))
+    elif pi and str(pi_code).lower() != "none" and (as_float(overall.get("k")) or 0) < 3:
+        parts.append("no prediction interval (k < 3)")
     line = ", ".join(parts)
     transformation = methods.get("transformation")
-    if not is_missing(transformation) and str(transformation).lower() not in {"none", "identity"}:
-        line += "; " + str(_lookup(_TRANSFORMATIONS, transformation))
-    return line
+    if glmm:
+        line += "; logit scale"
+    elif not is_missing(transformation) and str(transformation).lower() not in {
+        "none",
+        "identity",
+    }:
+        text = method_name(_TRANSFORMATIONS, transformation)
+        if text:
+            line += "; " + text
+    return line + "." + tail if tail else line
 
 
 def _wrap(text: str, width_in: float, measure: _Measure, size: float) -> list[str]:
@@ -417,11 +430,23 @@ def _build_rows(doc: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str,
             rows.extend(pooled_rows(overall, "Random-effects model", is_overall=True))
     while len(rows) < 2:
         rows.append({"kind": "spacer"})
+    # marker area follows the study weight; without weights (the GLMM has none) it
+    # follows the study size, so the plot still shows which studies are large
+    sized_studies = [r["study"] for r in rows if r["kind"] == "study" and r["sized"]]
+    if any(as_float(s.get("weight_pct")) is not None for s in sized_studies):
+        size_key, marker_size = "weight_pct", "weight"
+    elif any((as_float(s.get("total")) or 0) > 0 for s in sized_studies):
+        size_key, marker_size = "total", "study size"
+    else:
+        size_key, marker_size = "weight_pct", "fixed"
     facts = {
         "overall": overall,
         "single": single,
         "has_subgroups": has_subgroups,
         "weight_basis": basis,
+        "glmm": is_glmm(doc),
+        "size_key": size_key,
+        "marker_size": marker_size,
     }
     return rows, facts
 
@@ -454,7 +479,9 @@ def forest_plot(doc: Mapping[str, Any], *, layout: str = "default") -> Figure:
         ``prediction_interval``, ``xscale`` (``"linear"`` or ``"log"``), ``xunit``
         (``"percent"`` or ``"ratio"``), ``xlim``, ``xticks``, ``single_study`` and
         ``method_line`` and ``weight_basis`` (``"overall"``, ``"subgroup"`` or
-        ``"unknown"``: which model the study weights belong to). Study markers have gid ``study-<i>``, diamonds
+        ``"unknown"``: which model the study weights belong to) and ``marker_size``
+        (``"weight"``, ``"study size"`` when there are no weights, e.g. with the GLMM,
+        or ``"fixed"``). Study markers have gid ``study-<i>``, diamonds
         ``diamond-<j>`` and the prediction interval ``prediction-interval``.
 
     Raises
@@ -598,6 +625,12 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
         notes.append(f"{derived_mark} Value derived from reported statistics (see report).")
     if any_cc:
         notes.append(f"{cc_mark} Continuity correction added for pooling.")
+    if facts["marker_size"] == "study size":
+        notes.append(
+            "Marker size proportional to study size; the GLMM has no inverse-variance weights."
+            if facts["glmm"]
+            else "Marker size proportional to study size."
+        )
     if facts["has_subgroups"] and show_weight and facts["weight_basis"] == "subgroup":
         notes.append("Weights are within subgroup.")
     elif facts["has_subgroups"] and show_weight and facts["weight_basis"] == "overall":
@@ -748,10 +781,9 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
             )
 
     # ---- rows ------------------------------------------------------------------------
-    weights = [
-        as_float(r["study"].get("weight_pct")) for r in rows if r["kind"] == "study" and r["sized"]
-    ]
-    w_max = max((w for w in weights if w is not None), default=None)
+    size_key = facts["size_key"]
+    sizes = [as_float(r["study"].get(size_key)) for r in rows if r["kind"] == "study" and r["sized"]]
+    w_max = max((w for w in sizes if w is not None), default=None)
     meta: dict[str, Any] = {
         "n_study_rows": 0,
         "study_labels": [],
@@ -766,6 +798,7 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
         "single_study": facts["single"],
         "method_line": method,
         "weight_basis": facts["weight_basis"],
+        "marker_size": facts["marker_size"],
     }
 
     def clipped_segment(
@@ -857,7 +890,7 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
             if lo is not None and hi is not None and (proportion or lo > 0):
                 clipped_segment(lo * scale, hi * scale, y, _INK, 0.9, gid=f"study-ci-{i}")
             if est is not None and (proportion or est > 0) and xmin <= est * scale <= xmax:
-                w = as_float(s.get("weight_pct"))
+                w = as_float(s.get(size_key))
                 if w is None or not w_max or not r["sized"]:
                     side = 5.0
                 else:
