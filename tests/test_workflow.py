@@ -168,7 +168,7 @@ def test_editing_one_analysis_reruns_only_it(run, tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     jobs = Counter(re.findall(r"^rule (\w+):", out, flags=re.MULTILINE))
-    assert jobs == {"pool": 1, "forest": 1, "report": 1, "default": 1}, out
+    assert jobs == {"pool": 1, "forest": 1, "report": 1, "manifest": 1, "default": 1}, out
     assert set(re.findall(r"wildcards: analysis=(\S+)", out)) == {"os_hr_mini"}
     assert "Params have changed" in out
 
@@ -231,3 +231,12 @@ def test_pooling_does_not_load_matplotlib():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_manifest_records_the_run(run):
+    manifest = json.loads((run / "results" / "manifest.json").read_text())
+    assert set(manifest["inputs"]) == {
+        "data/raw/studies.csv", "data/raw/proportions.csv", "data/raw/survival.csv"}
+    assert "results/report.html" in manifest["outputs"]
+    assert manifest["config"]["analyses"].keys() == EXPECTED.keys()
+    assert manifest["created_utc"].endswith("+00:00")
