@@ -12,7 +12,7 @@ from matplotlib.patches import Polygon
 from metapool.plots import forest_plot, save_figure, write_forest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "analysis"
-NAMES = ["proportion_subgroups", "hr", "single_study"]
+NAMES = ["proportion_subgroups", "hr", "single_study", "proportion_glmm"]
 
 
 def load(name: str) -> dict:
@@ -48,11 +48,12 @@ def test_one_row_and_marker_per_study(figures, name):
         if (line.get_gid() or "").startswith("study-") and "ci" not in line.get_gid()
     ]
     assert len(markers) == len(doc["studies"])
-    # each marker sits at the study's effect, in the order of the document
-    for line, study in zip(
-        sorted(markers, key=lambda m: int(m.get_gid().split("-")[1])), doc["studies"]
-    ):
-        assert line.get_xdata()[0] == pytest.approx(study["effect"] * scale(doc))
+    # each marker sits at its study's effect (rows are grouped by subgroup, so the
+    # drawing order need not be the document's)
+    by_label = {s["label"]: s for s in doc["studies"]}
+    for line in markers:
+        label = fig.metapool["study_labels"][int(line.get_gid().split("-")[1])]
+        assert line.get_xdata()[0] == pytest.approx(by_label[label]["effect"] * scale(doc))
     labels = texts(fig)
     for study in doc["studies"]:
         assert study["label"] in labels
@@ -133,7 +134,7 @@ def test_subgroups_headers_notes_and_heterogeneity(figures):
     method = fig.metapool["method_line"]
     assert method == (
         "Random effects, REML \u03c4\u00b2, Hartung-Knapp-Sidik-Jonkman 95% CI, "
-        "t-based 95% prediction interval; logit transformation"
+        "t-based 95% prediction interval; logit transformation. Profile: metafor."
     )
     assert method in drawn
 
@@ -277,3 +278,104 @@ def test_output_identical_across_processes(tmp_path):
     write_forest(load("proportion_subgroups"), tmp_path / "b.svg", tmp_path / "b.png")
     assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_glmm_method_line_and_markers_by_study_size(figures):
+    fig, doc = figures["proportion_glmm"], load("proportion_glmm")
+    drawn = texts(fig)
+    assert fig.metapool["method_line"] == (
+        "Binomial-normal GLMM (ML \u03c4\u00b2), t-based 95% CI, t-based 95% prediction "
+        "interval; logit scale. Profile: cochrane2025."
+    )
+    assert fig.metapool["method_line"] in drawn
+    # no weight column (the GLMM has no study weights); markers sized by study size
+    assert "Weight" not in drawn and not any(t.endswith("%") and t[:1].isdigit() for t in drawn)
+    assert fig.metapool["marker_size"] == "study size"
+    assert any(
+        "Marker size proportional to study size; the GLMM has no inverse-variance weights."
+        in t
+        for t in [" ".join(drawn)]
+    )
+    size = {
+        fig.metapool["study_labels"][int(line.get_gid().split("-")[1])]: line.get_markersize()
+        for line in fig.axes[0].lines
+        if (line.get_gid() or "").startswith("study-") and "ci" not in line.get_gid()
+    }
+    by_total = sorted(doc["studies"], key=lambda s: s["total"])
+    sizes = [size[s["label"]] for s in by_total]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    assert size["Cao 2024"] == pytest.approx(10.0)  # the largest study, n = 460
+    assert size["Anon2025_FrontOncol_BACE"] == pytest.approx(10.0 * (112 / 460) ** 0.5)
+
+
+def test_weighted_markers_follow_weights(figures):
+    fig = figures["hr"]
+    assert fig.metapool["marker_size"] == "weight"
+    assert "Marker size proportional to study size" not in " ".join(texts(fig))
+    assert figures["single_study"].metapool["marker_size"] == "fixed"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"ci_method": "t", "pi_method": "riley"},
+            (
+                "Random effects, REML \u03c4\u00b2, t-based 95% CI, t-based 95% prediction "
+                "interval (k \u2212 2 df, Riley); pooled on the log scale."
+            ),
+        ),
+        (
+            {"ci_method": "hksj_adhoc", "pi_method": "z"},
+            (
+                "Random effects, REML \u03c4\u00b2, Hartung-Knapp-Sidik-Jonkman 95% CI (ad "
+                "hoc: never narrower than Wald), normal-based 95% prediction interval; pooled "
+                "on the log scale."
+            ),
+        ),
+        (
+            {
+                "method": "DL",
+                "ci_method": "z",
+                "pi_method": "none",
+                "pi_lower": None,
+                "pi_upper": None,
+            },
+            (
+                "Random effects, DerSimonian-Laird \u03c4\u00b2, Wald (z) 95% CI; pooled on "
+                "the log scale."
+            ),
+        ),
+        (
+            {"k": 2, "pi_lower": None, "pi_upper": None},
+            (
+                "Random effects, REML \u03c4\u00b2, Hartung-Knapp-Sidik-Jonkman 95% CI, no "
+                "prediction interval (k < 3); pooled on the log scale."
+            ),
+        ),
+        (
+            {"method": "FE", "ci_method": "z", "pi_method": "z"},
+            (
+                "Common effect (inverse variance), Wald (z) 95% CI, normal-based 95% "
+                "prediction interval; pooled on the log scale."
+            ),
+        ),
+    ],
+)
+def test_method_line_names_the_fitted_model(changes, expected):
+    doc = load("hr")
+    doc["methods"]["transformation"] = "log HR"
+    doc["models"][0].update(changes)
+    line = forest_plot(doc).metapool["method_line"]
+    assert line == expected + " Profile: cochrane2025."
+
+
+def test_method_line_of_an_older_document_has_no_profile(figures):
+    assert figures["single_study"].metapool["method_line"] == "Not pooled: single study."
+
+
+def test_wide_ratio_axis_keeps_ticks_apart():
+    doc = load("hr")
+    doc["models"][0].update(ci_lower=0.00049, ci_upper=139.5)  # a CI from two studies
+    fig = forest_plot(doc)
+    assert fig.metapool["xticks"] == [0.01, 0.1, 1.0, 10.0, 100.0]

@@ -19,17 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from . import __version__
 from .effects import (
     clopper_pearson,
-    loghr_from_ci,
-    loghr_from_p,
     proportion_effects,
 )
-from .io import DataError, Issue, parse_p_value
-from . import panels
+from .io import DataError, Issue
+from . import panels, survival
 from .glmm import GLMMConvergenceError
 from .pooling import MIN_K_PI, pool_generic, pool_proportions
 from .profiles import DEFAULT_PROFILE, describe_profile, profile_settings
@@ -50,7 +47,7 @@ __all__ = [
 BASE_SETTINGS = {
     "level": 0.95,
     "continuity_correction": 0.5,
-    "hr_methods": ["hr_ci", "hr_p"],
+    "hr_methods": list(survival.PRIMARY_METHODS),
     "bias_min_k": 10,
     "bias_force": False,
     "null_value": None,
@@ -60,11 +57,8 @@ METHOD_KEYS = ("measure", "method", "ci", "pi", "i2")
 #: Backwards-compatible name: the settings used when the config says nothing.
 DEFAULTS = dict(BASE_SETTINGS, profile=DEFAULT_PROFILE)
 
-#: How a log HR and its SE may be obtained, best evidence first (Tierney et al. 2007).
-HR_METHODS = {
-    "hr_ci": "HR with confidence interval: SE = (ln U - ln L) / (2 z)",
-    "hr_p": "HR with two-sided p-value: SE = |ln HR| / z(1 - p/2)",
-}
+#: How a log HR and its SE may be obtained (the evidence order is fixed).
+HR_METHODS = survival.DESCRIPTIONS
 
 _TABLES = ("proportions", "survival")
 _EVIDENCE_COLUMNS = (
@@ -84,7 +78,7 @@ STUDY_COLUMNS = [
     "study_id", "label", "year", "subgroup", "group", "events", "total", "hr",
     "hr_lower", "hr_upper", "ci_level", "p_value", "effect", "ci_lower", "ci_upper",
     "study_ci_method", "yi", "sei", "weight_pct", "cc_added", "effect_method",
-    "derived", "derivation", "source", "doi", "source_row",
+    "strength", "derived", "derivation", "source", "doi", "source_row",
 ]
 EXCLUDED_COLUMNS = ["study_id", "label", "reason"]
 SENSITIVITY_COLUMNS = [
@@ -401,58 +395,73 @@ def _proportion_rows(selected, settings):
     return out, []
 
 
-def _hr_effect(row, methods, level):
-    """log HR and SE for one survival row, or (None, reason)."""
-    hr = _none(row["hr"])
-    lo, hi = _none(row["hr_lower"]), _none(row["hr_upper"])
-    p_value, p_is_bound = parse_p_value(row["p_value"])
-    p = None if math.isnan(p_value) else (p_value, p_is_bound)
-    for method in methods:
-        if method == "hr_ci" and None not in (hr, lo, hi):
-            ci_level = _none(row["ci_level"]) or 0.95
-            yi, sei = loghr_from_ci(hr, lo, hi, ci_level)
-            if ci_level == level:
-                shown = (lo, hi, f"reported {100 * ci_level:g}% CI")
-            else:
-                # show every study at the analysis level, so the column header holds
-                z = stats.norm.ppf(0.5 + level / 2)
-                shown = (math.exp(yi[0] - z * sei[0]), math.exp(yi[0] + z * sei[0]),
-                         f"{100 * level:g}% CI recomputed from the reported "
-                         f"{100 * ci_level:g}% CI")
-            return {
-                "yi": float(yi[0]), "sei": float(sei[0]), "effect": hr,
-                "ci_lower": shown[0], "ci_upper": shown[1], "study_ci_method": shown[2],
-                "effect_method": "hr_ci",
-            }, None
-        if method == "hr_p" and hr is not None and p is not None:
-            p_value, p_is_bound = p
-            if hr == 1 or not (0 < p_value < 1):
-                continue
-            yi, sei = loghr_from_p(hr, p_value)
-            z = stats.norm.ppf(0.5 + level / 2)
-            note = "hr_p"
-            warning = None
-            if p_is_bound:
-                note += f" (p reported as <{p_value:g}: SE is an upper bound)"
-                warning = (f"p-value reported as <{p_value:g}: its bound gives the "
-                           "largest SE consistent with the report (conservative)")
-            return {
-                "yi": float(yi[0]), "sei": float(sei[0]), "effect": hr,
-                "ci_lower": math.exp(yi[0] - z * sei[0]),
-                "ci_upper": math.exp(yi[0] + z * sei[0]),
-                "study_ci_method": f"{100 * level:g}% CI derived from the p-value",
-                "effect_method": note, "_warning": warning,
-            }, None
-    present = [c for c in _EVIDENCE_COLUMNS if _none(row[c]) not in (None, "")]
-    have = ", ".join(present) if present else "nothing"
-    return None, (f"HR not obtainable with the enabled methods "
-                  f"({', '.join(methods)}); the row reports: {have}")
+def _hr_effect(row, methods, level, km_dir=None):
+    """log HR and SE for one survival row by the best allowed method.
+
+    Returns ``(effect, reason, log)``: the effect dict (None when no allowed method
+    applies), the exclusion reason, and the conversion-log record (PRISMA 2020 item 13b)
+    of :func:`metapool.survival.best_conversion`.
+    """
+    record = {key: (None if _none(value) in ("",) else _none(value))
+              for key, value in row.items() if not str(key).startswith("_")}
+    km = None
+    km_record = None
+    if "km" in methods and record.get("km_file"):
+        from .km import km_paths, read_km, reconstruct_hr  # only rows with curves need it
+
+        curves = read_km(*km_paths(km_dir or "data/raw/km", record["km_file"]))
+        rec = reconstruct_hr(curves["experimental"], curves["control"],
+                             total_events={"experimental": record.get("events_exp"),
+                                           "control": record.get("events_ctrl")},
+                             level=level)
+        km = rec.to_conversion(level, source=record["km_file"])
+        km_record = rec.to_dict()
+    outcome = survival.best_conversion(record, methods, level, km=km)
+    log = outcome.to_dict()
+    if km_record is not None:
+        log["km"] = km_record
+    conv = outcome.conversion
+    if conv is None:
+        present = [c for c in _EVIDENCE_COLUMNS if record.get(c) not in (None, "")]
+        have = ", ".join(present) if present else "nothing"
+        better = "; ".join(f"{m} would give {g} but is not enabled"
+                           for m, g in outcome.not_allowed)
+        reason = (f"HR not obtainable with the enabled methods ({', '.join(methods)}); "
+                  f"the row reports: {have}" + (f" ({better})" if better else ""))
+        return None, reason, log
+    method = conv.method
+    bound_notes = [n for n in conv.notes if "p reported as <" in n]
+    warning = None
+    if bound_notes:
+        method += f" ({bound_notes[0]})"
+        warning = bound_notes[0]
+    if conv.inverted:
+        method += " (inverted to experimental vs control)"
+    ci_level = record.get("ci_level") or level
+    if conv.method == "hr_ci" and ci_level == level and not conv.inverted:
+        shown = (record["hr_lower"], record["hr_upper"], f"reported {100 * level:g}% CI")
+    elif conv.method == "hr_ci":
+        shown = (conv.ci_lower, conv.ci_upper,
+                 f"{100 * level:g}% CI recomputed from the reported "
+                 f"{100 * ci_level:g}% CI")
+    else:
+        shown = (conv.ci_lower, conv.ci_upper,
+                 f"{100 * level:g}% CI from {survival.DESCRIPTIONS[conv.method].split(':')[0]}")
+    checks = [str(c) for c in outcome.checks if c.check != "ci_asymmetric"]
+    return {
+        "yi": float(conv.yi), "sei": float(conv.sei), "effect": conv.hr,
+        "ci_lower": shown[0], "ci_upper": shown[1], "study_ci_method": shown[2],
+        "effect_method": method, "strength": conv.strength,
+        "_warning": "; ".join(filter(None, [warning] + checks)) or None,
+    }, None, log
 
 
-def _survival_rows(selected, settings):
-    out, dropped = [], []
+def _survival_rows(selected, settings, km_dir=None):
+    out, dropped, logs = [], [], []
     for _, row in selected.iterrows():
-        eff, reason = _hr_effect(row, settings["hr_methods"], settings["level"])
+        eff, reason, log = _hr_effect(row, settings["hr_methods"], settings["level"],
+                                      km_dir)
+        logs.append(log)
         if eff is None:
             dropped.append((row, reason))
             continue
@@ -463,7 +472,7 @@ def _survival_rows(selected, settings):
             "p_value": None if p in (None, "") else str(p), "cc_added": False,
         })
         out.append(eff)
-    return out, dropped
+    return out, dropped, logs
 
 
 # --------------------------------------------------------------------------- pooling
@@ -572,8 +581,8 @@ def _panel_variants(settings, table, studies):
             method="REML", ci="hksj", measure="PFT")
         add("pas_reml_hksj", "arcsine square root, REML, HKSJ CI", method="REML",
             ci="hksj", measure="PAS")
-        add("pr_reml_hksj", "raw proportion, REML, HKSJ CI", method="REML", ci="hksj",
-            measure="PR")
+        add("pr_reml_hksj", "raw proportion, REML, HKSJ CI (its CI may cross 0% or 100%)",
+            method="REML", ci="hksj", measure="PR")
     else:
         add("reml_hksj", "REML, HKSJ CI", method="REML", ci="hksj")
         add("reml_hksj_adhoc", "REML, HKSJ CI never narrower than Wald (ad hoc)",
@@ -670,12 +679,15 @@ def methods_text(settings, table, studies):
         first += f" Per-study {level} confidence intervals are exact (Clopper-Pearson)."
     else:
         used = sorted({s["effect_method"].split(" ")[0] for s in studies})
-        how = "; ".join(f"{m}: {HR_METHODS[m]}" for m in settings["hr_methods"])
+        how = "; ".join(f"{m}: {survival.DESCRIPTIONS[m]}" for m in survival.METHODS
+                        if m in settings["hr_methods"])
         first = ("Hazard ratios (experimental vs control) were pooled on the log scale "
                  "with inverse-variance weights and back-transformed by exponentiation. "
                  "Per study, the log HR and its standard error were obtained by the first "
-                 f"applicable method in this order: {how} (Tierney et al. 2007). Methods "
-                 f"used here: {', '.join(used) if used else 'none'}.")
+                 f"applicable method in this order of evidence: {how} (Tierney et al. "
+                 f"2007; Guyot et al. 2012). Methods used here: "
+                 f"{', '.join(used) if used else 'none'}. Every conversion, with its inputs, "
+                 "is listed in the conversion log.")
     if method == "FE":
         model = "A common-effect model was fitted (tau² = 0)."
     elif method == "GLMM":
@@ -753,6 +765,7 @@ def _study_records(kept, effects, table, subgroup_col, warnings):
             "ci_upper": eff["ci_upper"], "study_ci_method": eff["study_ci_method"],
             "yi": eff["yi"], "sei": eff["sei"], "weight_pct": None,
             "cc_added": eff["cc_added"], "effect_method": eff["effect_method"],
+            "strength": eff.get("strength"),
             "derived": _text(row.get("derived", "")),
             "derivation": _text(row["derivation"]), "source": _text(row["source"]),
             "doi": _text(row["doi"]), "source_row": int(row["source_row"]),
@@ -787,10 +800,12 @@ def run_analysis(tables, name, spec, defaults=None):
     selected, merged = _select(tables, name, spec)
     selected = selected.sort_values(["year", "study_id"], na_position="last",
                                     kind="mergesort")
+    conversions = []
     if table == "proportions":
         effects, dropped = _proportion_rows(selected, settings)
     else:
-        effects, dropped = _survival_rows(selected, settings)
+        effects, dropped, conversions = _survival_rows(selected, settings,
+                                                       spec.get("km_dir"))
     dropped_ids = {row["study_id"]: reason for row, reason in dropped}
     kept = selected[~selected["study_id"].isin(dropped_ids)]
     merged = merged.copy()
@@ -879,9 +894,9 @@ def run_analysis(tables, name, spec, defaults=None):
         effect_label = "Hazard ratio"
         cc = "not applicable"
         doc_measure = "HR"
-    weight_basis = ("not available (GLMM: no inverse-variance weights)"
-                    if models[0].get("method") == "GLMM"
-                    else "overall random-effects model")
+    weight_basis = {"GLMM": "not available (GLMM: no inverse-variance weights)",
+                    "FE": "overall common-effect model"}.get(
+                        models[0].get("method"), "overall random-effects model")
     return {
         "analysis": name,
         "title": spec.get("title", name),
@@ -906,6 +921,14 @@ def run_analysis(tables, name, spec, defaults=None):
             "hr_methods": settings["hr_methods"] if table == "survival" else [],
             "subgroup": subgroup_col,
             "moderators": list(spec.get("moderators") or []),
+            "null_value": settings.get("null_value"),
+            "sensitivity_rule": (
+                "hazard ratios: the conclusion changes when the CI moves to another side "
+                "of 1 (or onto it)" if table == "survival" else
+                f"proportions: the conclusion changes when the CI moves to another side "
+                f"of {settings['null_value']:g}" if settings.get("null_value") is not None
+                else "proportions: a variant is flagged when its estimate lies outside "
+                     "the primary CI"),
             "secondary_model": panels.describe_model(panels.iv_settings(settings)),
             "weight_basis": weight_basis,
             "notes": settings["notes"],
@@ -915,6 +938,7 @@ def run_analysis(tables, name, spec, defaults=None):
         "studies": studies,
         "excluded": excluded,
         "ongoing": ongoing,
+        "conversions": conversions,
         **sections,
         "warnings": warnings,
         "software": _software(),

@@ -1,9 +1,8 @@
-"""Per-study effect sizes: proportions and hazard ratios.
+"""Per-study effect sizes of proportions (hazard ratios: :mod:`metapool.survival`).
 
 Every function works on numpy arrays and returns arrays of the same length, so the
-same code serves one study or a whole table. Methods follow R metafor's ``escalc``
-(proportions) and Tierney et al. (2007) (hazard ratios), so that each value can be
-checked against a reference implementation.
+same code serves one study or a whole table. Methods follow R metafor's ``escalc``,
+so that each value can be checked against it.
 
 References
 ----------
@@ -11,8 +10,6 @@ References
    J Stat Softw 2010;36(3):1-48.
 .. [2] Clopper CJ, Pearson ES. The use of confidence or fiducial limits illustrated in
    the case of the binomial. Biometrika 1934;26:404-413.
-.. [3] Tierney JF, Stewart LA, Ghersi D, Burdett S, Sydes MR. Practical methods for
-   incorporating summary time-to-event data into meta-analysis. Trials 2007;8:16.
 """
 
 from __future__ import annotations
@@ -31,8 +28,6 @@ __all__ = [
     "pft",
     "inverse_pft",
     "inverse_pas",
-    "loghr_from_ci",
-    "loghr_from_p",
 ]
 
 #: Proportion measures understood by :func:`proportion_effects`: logit, Freeman-Tukey
@@ -196,58 +191,3 @@ def clopper_pearson(events, total, level=0.95):
         lower = np.where(x == 0, 0.0, stats.beta.ppf(alpha / 2, x, n - x + 1))
         upper = np.where(x == n, 1.0, stats.beta.ppf(1 - alpha / 2, x + 1, n - x))
     return lower, upper
-
-
-def _z(level):
-    return stats.norm.ppf(0.5 + level / 2.0)
-
-
-def loghr_from_ci(hr, lower, upper, level=0.95):
-    """Log hazard ratio and its standard error from an HR and its confidence interval.
-
-    ``SE = (ln U - ln L) / (2 z)``, with ``z`` the normal quantile for ``level``
-    (Tierney et al. 2007, method 1; metafor's ``conv.wald``).
-
-    Returns
-    -------
-    yi, sei : ndarray
-    """
-    hr, lower, upper = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (hr, lower, upper))
-    level = np.broadcast_to(np.asarray(level, dtype=float), hr.shape)
-    if np.any(~(hr > 0)) or np.any(~(lower > 0)) or np.any(~(upper > 0)):
-        raise ValueError("HR and its confidence limits must be positive")
-    if np.any(lower >= upper):
-        raise ValueError("the lower confidence limit must be below the upper one")
-    if np.any(~((level > 0) & (level < 1))):
-        raise ValueError("ci level must lie strictly between 0 and 1")
-    return np.log(hr), (np.log(upper) - np.log(lower)) / (2.0 * _z(level))
-
-
-def loghr_from_p(hr, p):
-    """Log hazard ratio and standard error from an HR and its two-sided p-value.
-
-    ``SE = |ln HR| / z`` with ``z = Phi^-1(1 - p/2)`` (Tierney et al. 2007). When the
-    p-value was reported as a bound (``p < x``), using ``x`` gives the largest SE
-    consistent with the report, i.e. a conservative SE.
-
-    Parameters
-    ----------
-    hr : array_like
-        Reported hazard ratios (> 0, != 1).
-    p : array_like
-        Two-sided p-values in (0, 1).
-
-    Returns
-    -------
-    yi, sei : ndarray
-    """
-    hr = np.atleast_1d(np.asarray(hr, dtype=float))
-    p = np.atleast_1d(np.asarray(p, dtype=float))
-    if np.any(~(hr > 0)):
-        raise ValueError("HR must be positive")
-    if np.any(hr == 1):
-        raise ValueError("an HR of exactly 1 carries no information on its SE")
-    if np.any(~((p > 0) & (p < 1))):
-        raise ValueError("p must lie strictly between 0 and 1 to give an SE")
-    z = stats.norm.isf(p / 2.0)
-    return np.log(hr), np.abs(np.log(hr)) / z

@@ -48,7 +48,9 @@ The module is pure: it does not print or log.
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import io
 import json
 import math
 import os
@@ -61,6 +63,7 @@ from typing import Any
 
 import jsonschema
 import pandas as pd
+import yaml
 
 __all__ = [
     "COLUMNS",
@@ -71,7 +74,10 @@ __all__ = [
     "DataError",
     "Issue",
     "Tables",
+    "check_config",
+    "check_config_file",
     "check_tables",
+    "config_key_path",
     "format_issues",
     "load_schema",
     "load_tables",
@@ -174,21 +180,23 @@ class Issue:
         return f"{where}: {self.message}"
 
 
-def format_issues(issues: list[Issue]) -> str:
+def format_issues(issues: list[Issue], subject: str = "the input tables") -> str:
     """Render issues as a header line and one bullet per issue.
 
     Parameters
     ----------
     issues : list of Issue
         Issues in the order they should be shown.
+    subject : str, default "the input tables"
+        What the issues are about, for the header (e.g. ``"the config"``).
 
     Returns
     -------
     str
-        ``"N problem(s) in the input tables:"`` followed by one ``"  - <issue>"`` line per
+        ``"N problem(s) in <subject>:"`` followed by one ``"  - <issue>"`` line per
         issue; warnings are marked ``"  - warning: <issue>"``.
     """
-    lines = [f"{len(issues)} problem(s) in the input tables:"]
+    lines = [f"{len(issues)} problem(s) in {subject}:"]
     for issue in issues:
         mark = "warning: " if issue.severity == "warning" else ""
         lines.append(f"  - {mark}{issue}")
@@ -296,16 +304,32 @@ class _Table:
 def _read_raw(path: str) -> tuple[pd.DataFrame | None, str | None]:
     """Read a CSV as stripped text cells (header in row 0), or return why it can't be read."""
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                          header=None, skip_blank_lines=False)
+        with open(path, "rb") as fh:
+            data = fh.read()
     except FileNotFoundError:
         return None, "file not found"
     except IsADirectoryError:
         return None, "is a directory, not a CSV file"
     except PermissionError:
         return None, "cannot be read (permission denied)"
+    problem = _sniff_format(data)
+    if problem:
+        return None, problem
+    bom = data.startswith(codecs.BOM_UTF8)
+    try:
+        text = data[3 if bom else 0:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, f"is not valid UTF-8 text (byte {exc.start}); save it as 'CSV UTF-8'"
+        at = exc.start + (3 if bom else 0)
+        line = data[:at].count(b"\n") + 1
+        return None, (f"is not valid UTF-8 text (byte {at}, line {line}); "
+                      "save it as 'CSV UTF-8'")
+    separator = _foreign_separator(text)
+    if separator:
+        return None, (f"uses {separator} as the column separator; save it as comma-separated "
+                      "'CSV UTF-8' (with a decimal point in numbers)")
+    try:
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, header=None,
+                          skip_blank_lines=False)
     except pd.errors.EmptyDataError:
         return None, "file is empty (no header row)"
     except pd.errors.ParserError as exc:
@@ -314,6 +338,30 @@ def _read_raw(path: str) -> tuple[pd.DataFrame | None, str | None]:
     if raw.empty or (raw.iloc[0] == "").all():
         return None, "file is empty (no header row)"
     return raw, None
+
+
+def _sniff_format(data: bytes) -> str | None:
+    """Name a file format that is not CSV text from its first bytes, or None."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "is UTF-16 text, not UTF-8; save it as 'CSV UTF-8'"
+    if data.startswith(b"PK\x03\x04"):
+        return ("is a spreadsheet workbook (.xlsx or .ods), not a CSV file; "
+                "save the sheet as 'CSV UTF-8'")
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        return "is an Excel 97-2003 workbook (.xls), not a CSV file; save the sheet as 'CSV UTF-8'"
+    return None
+
+
+def _foreign_separator(text: str) -> str | None:
+    """``"';'"`` or ``"tabs"`` when the header line has no comma but is split by those."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    if "," in header:
+        return None
+    if header.count(";") >= 2:
+        return "';'"
+    if header.count("\t") >= 2:
+        return "tabs"
+    return None
 
 
 def _parser_message(exc: Exception) -> str:
@@ -384,19 +432,47 @@ def _read_table(name: str, path: str | os.PathLike[str]) -> _Table:
 # --------------------------------------------------------------------------- cells
 
 
+_THOUSANDS_RE = re.compile(r"^[+-]?\d{1,3}([,\u00a0\u202f ]\d{3})+(\.\d+)?$")
+_DECIMAL_COMMA_RE = re.compile(r"^([+-]?|<\s*)(\d*),(\d+)$")
+_PERCENT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)\s*%$")
+
+
+def _fix_hint(text: str, prop: dict[str, Any], integer: bool) -> str:
+    """A hint for a cell that is not the number its column needs, or ""."""
+    if text.lower() in _MISSING_WORDS:
+        return " (leave the cell empty when not reported)"
+    if _THOUSANDS_RE.match(text) and (integer or "," not in text or "." in text):
+        plain = re.sub(r"[,\u00a0\u202f ]", "", text)
+        return f" (write numbers without thousands separators: {plain})"
+    decimal_comma = _DECIMAL_COMMA_RE.match(text)
+    if decimal_comma and not integer:
+        return f" (use a decimal point: {text.replace(',', '.')})"
+    if _PERCENT_RE.match(text):
+        if integer:
+            return " (a percentage where a count belongs: enter the number of patients)"
+        return f" ({prop['x-hint']})" if "x-hint" in prop else " (write the number without '%')"
+    if integer and _NUM_RE.match(text):
+        value = float(text)
+        if 0 < value < 1:
+            return " (a proportion where a count belongs: enter the number of patients)"
+        if value.is_integer():
+            return f" (write {int(value)})"
+    return ""
+
+
 def _parse_cell(text: str, prop: dict[str, Any]) -> tuple[Any, str | None]:
     """Convert a non-empty cell to the schema type; return (value, problem)."""
     types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
-    hint = " (leave the cell empty when not reported)" if text.lower() in _MISSING_WORDS else ""
     if "integer" in types:
         if _INT_RE.match(text):
             return int(text), None
-        return None, f"'{text}' is not an integer{hint}"
+        return None, f"'{text}' is not an integer{_fix_hint(text, prop, True)}"
     if "number" in types:
         if _NUM_RE.match(text):
             return float(text), None
-        if "string" not in types:
-            return None, f"'{text}' is not a number{hint}"
+        if "string" not in types or _DECIMAL_COMMA_RE.match(text):
+            what = "a valid bound" if text.startswith("<") else "a number"
+            return None, f"'{text}' is not {what}{_fix_hint(text, prop, False)}"
     return text, None
 
 
@@ -586,7 +662,7 @@ def _ci_asymmetry(hr: str, lower: str, upper: str) -> float:
 
 def _check_references(table: _Table, studies: _Table) -> None:
     """Results rows must name a known, published study."""
-    if not studies.readable or "study_id" not in studies.columns:
+    if not studies.readable or "study_id" not in studies.columns or not studies.rows:
         return  # the studies problem is reported already; avoid one error per results row
     known: dict[str, _Row] = {}
     for row in studies.rows:
@@ -629,13 +705,18 @@ def _sorted_issues(table: _Table) -> list[Issue]:
 
     def key(item: tuple[int, Issue]) -> tuple[int, int, int, int]:
         seq, issue = item
-        column = -1 if issue.column is None else order.get(issue.column, len(order))
+        if issue.column is None:  # whole-row problems first, whole-file problems last
+            column = -1 if issue.row is not None else len(order) + 1
+        else:
+            column = order.get(issue.column, len(order))
         return (issue.row is not None, issue.row or 0, column, seq)
 
     return [issue for _, issue in sorted(enumerate(table.issues), key=key)]
 
 
 def _validate(studies: _Table, proportions: _Table, survival: _Table) -> None:
+    if studies.readable and not studies.rows:
+        studies.add("has no study rows below the header; add one row per study")
     for table in (studies, proportions, survival):
         for row in table.rows:
             _validate_row(table, row)
@@ -707,3 +788,263 @@ def load_tables(
         warnings = [i for i in issues if i.severity == "warning"]
         raise DataError(errors, warnings)
     return tables
+
+
+# --------------------------------------------------------------------------- config
+#
+# The config is validated against ``workflow/schemas/config.schema.yaml`` by the workflow;
+# these helpers turn the schema's findings into messages that name the key path and the fix,
+# and check the YAML file itself before Snakemake loads it.
+
+_JSON_TYPE_WORDS = {
+    "string": "text", "number": "a number", "integer": "a whole number",
+    "boolean": "true or false", "array": "a list", "object": "a mapping (key: value)",
+    "null": "nothing",
+}
+_PLAIN_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def config_key_path(config: Any, path: list[Any] | tuple[Any, ...]) -> str:
+    """Render a key path as ``analyses.orr.level`` (``top level`` for the empty path).
+
+    List positions are shown as ``[i]`` and keys that are not plain words are quoted, so
+    ``['analyses', '../x']`` is ``analyses.'../x'``.
+    """
+    parts: list[str] = []
+    node = config
+    for step in path:
+        if isinstance(node, list) and isinstance(step, int):
+            parts.append(f"[{step}]")
+        else:
+            text = str(step)
+            shown = text if _PLAIN_KEY_RE.match(text) else "'" + text.replace("'", "\\'") + "'"
+            parts.append(("." if parts else "") + shown)
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return "".join(parts) or "top level"
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the text '{value}'"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _type_hint(expected: list[str], value: Any) -> str:
+    if "array" in expected and isinstance(value, str):
+        return f" (write [{value}])"
+    if "string" in expected and isinstance(value, bool):
+        return (" (YAML reads unquoted yes, no, true, false, on and off as true or false; "
+                "quote the text, e.g. \"no\")")
+    if "string" in expected and isinstance(value, (int, float)):
+        return f" (quote it: \"{value}\")"
+    if "number" in expected and isinstance(value, str) and _NUM_RE.match(value.strip()):
+        return f" (write it without quotes: {value.strip()})"
+    return ""
+
+
+def _position(config: Any, path: list[Any]) -> tuple[int, ...]:
+    """Where a key path sits in the config, for reporting problems in file order."""
+    out: list[int] = []
+    node = config
+    for step in path:
+        if isinstance(node, dict):
+            keys = list(node)
+            out.append(keys.index(step) if step in keys else len(keys))
+            node = node.get(step)
+        elif isinstance(node, list) and isinstance(step, int):
+            out.append(step)
+            node = node[step] if step < len(node) else None
+        else:
+            out.append(0)
+            node = None
+    return tuple(out)
+
+
+def _schema_issues(error: jsonschema.ValidationError) -> list[tuple[list[Any], str]]:
+    """(key path, message) pairs for one schema validation error."""
+    path = list(error.absolute_path)
+    value, schema, keyword = error.instance, error.schema, error.validator
+    if "propertyNames" in error.relative_schema_path:
+        expected = schema.get("x-expected", f"a name matching {schema.get('pattern')}")
+        return [(path + [value], f"invalid name: {expected}")]
+    if keyword == "additionalProperties" and schema.get("additionalProperties") is False:
+        allowed = list(schema.get("properties", {}))
+        out = []
+        for key in value:
+            if key in allowed:
+                continue
+            hint = _suggest(str(key), allowed) or f"; allowed: {', '.join(allowed)}"
+            out.append((path + [key], f"unknown key{hint}"))
+        return out
+    if keyword == "required":
+        return [(path, f"missing required key '{key}'")
+                for key in error.validator_value if key not in value]
+    if keyword == "type":
+        expected = error.validator_value
+        expected = expected if isinstance(expected, list) else [expected]
+        words = " or ".join(_JSON_TYPE_WORDS.get(t, t) for t in expected)
+        return [(path, f"expected {words}, got {_describe(value)}{_type_hint(expected, value)}")]
+    if keyword == "enum":
+        choices = [str(c) for c in error.validator_value]
+        shown = f"'{value}'" if isinstance(value, str) else _describe(value)
+        hint = _suggest(value, choices) if isinstance(value, str) else ""
+        return [(path, f"{shown} is not one of: {', '.join(choices)}{hint}")]
+    if keyword in _BOUND_KEYWORDS:
+        return [(path, _range_message(schema, f"{value!r}"))]
+    if keyword == "minLength":
+        return [(path, "must not be empty")]
+    if keyword == "minItems":
+        return [(path, f"must list at least {error.validator_value} item(s)")]
+    if keyword == "uniqueItems":
+        return [(path, "lists the same value twice")]
+    if keyword == "minProperties":
+        return [(path, "is empty; add at least one entry")]
+    if keyword == "pattern":
+        expected = schema.get("x-expected", f"a value matching {schema.get('pattern')}")
+        return [(path, f"'{value}' is not valid: expected {expected}")]
+    return [(path, error.message)]
+
+
+def check_config(config: Any, schema: dict[str, Any], file: str) -> list[Issue]:
+    """Validate a loaded config against its JSON schema without raising.
+
+    Parameters
+    ----------
+    config : Any
+        The config as loaded from YAML (before defaults are filled in).
+    schema : dict
+        The parsed ``config.schema.yaml``.
+    file : str
+        Name of the config file(s), for the messages.
+
+    Returns
+    -------
+    list of Issue
+        One issue per problem, in the order of the keys in the config; each message starts
+        with the key path (``analyses.orr.level: 1.5 is outside (0, 1) ...``).
+    """
+    found: list[tuple[tuple[int, ...], int, list[Any], str]] = []
+    seen: set[tuple[str, str]] = set()
+    for error in jsonschema.Draft202012Validator(schema).iter_errors(config):
+        for path, message in _schema_issues(error):
+            shown = config_key_path(config, path)
+            if (shown, message) not in seen:
+                seen.add((shown, message))
+                found.append((_position(config, path), len(found), path, message))
+    analyses = config.get("analyses") if isinstance(config, dict) else None
+    for name in analyses if isinstance(analyses, dict) else []:
+        if not isinstance(name, str):
+            found.append((_position(config, ["analyses", name]), -1, ["analyses", name],
+                          f"analysis names must be text, but YAML reads this name as "
+                          f"{_describe(name)}; quote it or start it with a letter"))
+    found.sort(key=lambda item: item[:2])
+    return [Issue(file, None, None, f"{config_key_path(config, path)}: {message}")
+            for *_, path, message in found]
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """Safe YAML loader that also records keys given twice in one mapping."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[Any, int, int, int]] = []  # key, line, column, first line
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                line = first.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key; SafeLoader reports it
+                continue
+            if line != key_node.start_mark.line + 1:
+                self.duplicates.append((key, key_node.start_mark.line + 1,
+                                        key_node.start_mark.column + 1, line))
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_message(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    tag = re.search(r"tag '(tag:yaml\.org,2002:)?([^']*)'", problem)
+    if isinstance(exc, yaml.constructor.ConstructorError) and tag:
+        name = ("!!" if tag.group(1) else "") + tag.group(2)
+        return (f"{where}the tag '{name}' is not allowed: the config holds plain data only "
+                "(text, numbers, true/false, lists and mappings)")
+    hint = ""
+    if "\\t" in problem or "'\\t'" in problem or "tab" in problem:
+        hint = " (indent with spaces, not tabs)"
+    return f"{where}not valid YAML: {problem}{hint}"
+
+
+def check_config_file(path: str | os.PathLike[str]) -> list[Issue]:
+    """Check that a config file is plain YAML data before Snakemake loads it.
+
+    Snakemake reads config files with YTE, which evaluates Python expressions in files
+    that set ``__use_yte__: true``, keeps only the last of two equal keys, and reports a
+    syntax error without its line. This reads the file with a safe loader first.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The config file; a missing file gives no issue (Snakemake reports it).
+
+    Returns
+    -------
+    list of Issue
+        Not UTF-8, not valid YAML (with line and column), a tag that would build Python
+        objects, a template switch, keys given twice, or a top level that is not a mapping.
+    """
+    file = os.fspath(path)
+    try:
+        with open(file, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return []
+    bom = data.startswith(codecs.BOM_UTF8)
+    try:
+        text = data[3 if bom else 0:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = exc.start + (3 if bom else 0)
+        line = data[:at].count(b"\n") + 1
+        return [Issue(file, None, None, f"is not valid UTF-8 text (byte {at}, line {line}); "
+                                        "save it as UTF-8")]
+    loader = _PlainLoader(text)
+    try:
+        config = loader.get_single_data()
+    except yaml.YAMLError as exc:
+        return [Issue(file, None, None, _yaml_message(exc))]
+    finally:
+        loader.dispose()
+    issues = [Issue(file, None, None, f"line {line}, column {column}: key '{key}' is given "
+                    f"twice in one mapping (first on line {first}); YAML would silently keep "
+                    "only the last one")
+              for key, line, column, first in loader.duplicates]
+    if config is None:
+        issues.append(Issue(file, None, None, "is empty: the config needs at least the key "
+                                              "'analyses'"))
+    elif not isinstance(config, dict):
+        issues.append(Issue(file, None, None, f"the top level must be a mapping of keys "
+                            f"(tables, report, defaults, analyses), not {_describe(config)}"))
+    elif "__use_yte__" in config:
+        found = re.search(r"^__use_yte__\s*:", text, flags=re.MULTILINE)
+        line = text[:found.start()].count("\n") + 1 if found else 0
+        issues.append(Issue(file, None, None, f"line {line}: '__use_yte__' (YAML templates that "
+                            "run Python code) is not allowed: the config is plain data"))
+    return issues

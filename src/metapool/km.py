@@ -411,19 +411,6 @@ def _prepare(time, survival, risk_time, n_risk, fix_monotone):
         k = back[0] + 1
         raise ValueError(f"time must not decrease: point {k + 1} (t = {t[k]:g}) comes "
                          f"after t = {t[k - 1]:g}; give the points in time order")
-    up = np.flatnonzero(np.diff(s) > 0)
-    if up.size:
-        if not fix_monotone:
-            k = up[0] + 1
-            raise ValueError(
-                f"survival must not increase with time: point {k + 1} (t = {t[k]:g}, "
-                f"S = {s[k]:g}) is above the previous point (S = {s[k - 1]:g}); correct "
-                "the reading, or pass fix_monotone=True to use the isotonic regression")
-        fixed = _isotonic_decreasing(s)
-        notes.append(f"survival readings made non-increasing by isotonic regression "
-                     f"({int(np.sum(fixed != s))} of {len(s)} points changed, largest "
-                     f"change {np.max(np.abs(fixed - s)):.4f})")
-        s = fixed
     # merge points read at the same time: the bottom of a vertical drop
     if np.any(np.diff(t) == 0):
         uniq, first = np.unique(t, return_index=True)
@@ -431,6 +418,19 @@ def _prepare(time, survival, risk_time, n_risk, fix_monotone):
         notes.append(f"{len(t) - len(uniq)} point(s) at an already used time merged into "
                      "the lowest reading")
         t, s = uniq, merged
+    up = np.flatnonzero(np.diff(s) > 0)
+    if up.size:
+        if not fix_monotone:
+            k = up[0] + 1
+            raise ValueError(
+                f"survival must not increase with time: S = {s[k]:g} at t = {t[k]:g} is "
+                f"above S = {s[k - 1]:g} at t = {t[k - 1]:g}; correct the reading, or "
+                "pass fix_monotone=True to use the isotonic regression")
+        fixed = _isotonic_decreasing(s)
+        notes.append(f"survival readings made non-increasing by isotonic regression "
+                     f"({int(np.sum(fixed != s))} of {len(s)} points changed, largest "
+                     f"change {np.max(np.abs(fixed - s)):.4f})")
+        s = fixed
     # risk table
     if np.any(nr != np.round(nr)) or np.any(nr < 0):
         raise ValueError("n_risk must be whole numbers >= 0")
@@ -572,7 +572,7 @@ class _Guyot:
         else:
             n_c = 0
         self.spread(n_c, a, b)
-        last = self.fill(i, self.last_i[i])
+        self.fill(i, self.last_i[i])
         if total_events is None:
             self.n_censor[i] = int(self.cen[a:b].sum())
             return
@@ -662,7 +662,7 @@ class ArmReconstruction:
     def to_dict(self, include_ipd=False) -> dict[str, Any]:
         """Plain-type summary (the IPD itself only with ``include_ipd``)."""
         out = {
-            "arm": self.arm, "n": int(len(self.time)), "n_events": int(self.n_events),
+            "arm": self.arm, "n": len(self.time), "n_events": int(self.n_events),
             "n_censored": int(self.n_censored),
             "total_events_reported": self.total_events,
             "risk_time": [float(x) for x in self.risk_time],
@@ -809,7 +809,7 @@ class KMReconstruction:
         """
         e, c = self.arms["experimental"], self.arms["control"]
         inputs = {
-            "source": source, "n_exp": int(len(e.time)), "n_ctrl": int(len(c.time)),
+            "source": source, "n_exp": len(e.time), "n_ctrl": len(c.time),
             "events_exp": e.n_events, "events_ctrl": c.n_events,
             "total_events_exp": e.total_events, "total_events_ctrl": c.total_events,
             "rmse_exp": e.rmse, "rmse_ctrl": c.rmse,
@@ -823,12 +823,18 @@ class KMReconstruction:
         formula = (f"Cox model (statsmodels PHReg, {self.ties} ties) on IPD reconstructed "
                    f"from the digitised KM curves (Guyot et al. 2012): yi = ln HR = "
                    f"{self.log_hr:.4f}, SE = {self.se:.4f} (Wald)")
-        notes = [f"log-rank O-E = {self.logrank_oe:.3f}, V = {self.logrank_v:.3f} "
-                 f"(Peto HR {math.exp(self.logrank_oe / self.logrank_v):.3f})"
-                 if self.logrank_v > 0 else "log-rank V = 0",
-                 f"RMST to {self.horizon:g}: {self.rmst_exp:.2f} vs {self.rmst_ctrl:.2f}, "
-                 f"difference {self.rmst_diff:.2f} (SE {self.rmst_diff_se:.2f})",
-                 f"curve fit RMSE {e.rmse:.4f} (experimental), {c.rmse:.4f} (control)"]
+        if self.logrank_v > 0:
+            peto = math.exp(self.logrank_oe / self.logrank_v)
+            logrank_note = (f"log-rank O-E = {self.logrank_oe:.3f}, "
+                            f"V = {self.logrank_v:.3f} (Peto HR {peto:.3f})")
+        else:
+            logrank_note = "log-rank V = 0"
+        rmst_note = (f"RMST to {self.horizon:g}: {self.rmst_exp:.2f} vs "
+                     f"{self.rmst_ctrl:.2f}, difference {self.rmst_diff:.2f} "
+                     f"(SE {self.rmst_diff_se:.2f})")
+        fit_note = "curve fit RMSE " + ", ".join(
+            f"{'n/a' if a.rmse is None else f'{a.rmse:.4f}'} ({a.arm})" for a in (e, c))
+        notes = [logrank_note, rmst_note, fit_note]
         notes += [f"experimental: {n}" for n in e.notes]
         notes += [f"control: {n}" for n in c.notes]
         notes += list(self.notes)
@@ -903,6 +909,7 @@ def reconstruct_hr(experimental, control, *, total_events=None, horizon=None, le
     end = min(float(e.time.max()), float(c.time.max()))
     if horizon is None:
         horizon = end
+        notes.append(f"RMST horizon {end:g}: the earlier end of follow-up of the two arms")
     elif not 0 < horizon <= end:
         raise ValueError(f"the RMST horizon must lie in (0, {end:g}] (the earlier end of "
                          f"follow-up of the two arms), got {horizon!r}")

@@ -39,26 +39,26 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from metapool.formatting import (
     CI_NAMES,
+    DASH,
     ESTIMATOR_NAMES,
     PI_NAMES,
     as_float,
-    is_glmm,
-    is_yes,
-    DASH,
     fmt_int,
     fmt_interval,
     fmt_level,
     fmt_pct,
     fmt_value,
     heterogeneity_text,
+    is_glmm,
     is_missing,
     is_proportion_measure,
+    is_yes,
     method_name,
     p_phrase,
     weight_basis,
 )
 
-__all__ = ["RC", "LAYOUTS", "forest_plot", "save_figure", "write_forest"]
+__all__ = ["LAYOUTS", "RC", "forest_plot", "save_figure", "write_forest"]
 
 #: Style used to draw and to save every figure (applied with ``rc_context``).
 RC: dict[str, Any] = {
@@ -236,10 +236,13 @@ def _first(*values: Any) -> Any:
 
 
 def _named_interval(name: str, noun: str) -> str:
-    """``"t-based 95% CI"``; a qualifier in parentheses moves to the end:
-    ``"t-based 95% prediction interval (k − 2 df, Riley)"``."""
+    """``"t-based 95% CI"``; a qualifying phrase in parentheses moves to the end:
+    ``"t-based 95% prediction interval (k − 2 df, Riley)"``, a one-word one stays:
+    ``"Wald (z) 95% CI"``."""
     head, sep, rest = name.partition(" (")
-    return f"{head} {noun} ({rest}" if sep else f"{name} {noun}"
+    if sep and " " in rest:
+        return f"{head} {noun} ({rest}"
+    return f"{name} {noun}"
 
 
 def _method_line(
@@ -342,7 +345,12 @@ def _log_limits(lo: float, hi: float) -> tuple[float, float, list[float]]:
         fine = snap(_LOG_FINE)
         if len(fine[2]) <= 7 and fine[1] / fine[0] < coarse[1] / coarse[0]:
             return fine
-    return coarse
+    low, high, ticks = coarse
+    if len(ticks) > 8:
+        # a wide axis (e.g. a CI from two studies): powers of ten and the ends only, so
+        # the labels do not run into each other
+        ticks = [t for t in ticks if t in (low, high) or math.log10(t).is_integer()]
+    return low, high, ticks
 
 
 def _tick_label(value: float, _pos: Any = None) -> str:
@@ -782,7 +790,9 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
 
     # ---- rows ------------------------------------------------------------------------
     size_key = facts["size_key"]
-    sizes = [as_float(r["study"].get(size_key)) for r in rows if r["kind"] == "study" and r["sized"]]
+    sizes = [
+        as_float(r["study"].get(size_key)) for r in rows if r["kind"] == "study" and r["sized"]
+    ]
     w_max = max((w for w in sizes if w is not None), default=None)
     meta: dict[str, Any] = {
         "n_study_rows": 0,

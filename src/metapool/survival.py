@@ -9,27 +9,33 @@ item 13b [6]_.
 
 Methods, best evidence first
 ----------------------------
-=========== ======== =====================================================================
-code        strength inputs and formula
-=========== ======== =====================================================================
-``hr_ci``   1        HR and its CI at any level: ``yi = ln HR``,
-                     ``SE = (ln U - ln L) / (2 z)``, ``z = Phi^-1(1 - (1 - level)/2)``.
-``oe_v``    2        log-rank O-E (experimental arm) and its variance V:
-                     ``yi = (O-E)/V``, ``SE = 1/sqrt(V)``; with an HR and V instead of O-E
-                     (Tierney's "HR and variance"), ``yi = ln HR``, ``SE = 1/sqrt(V)``.
-``p_events`` 3       p-value, events and the direction of the effect: ``V = Oe Oc / (Oe +
-                     Oc)`` from the events per arm, or ``V = D r / (1 + r)^2`` from the total
-                     events ``D`` and the allocation ratio ``r`` (``n_exp / n_ctrl`` when
-                     not given); ``|O-E| = z sqrt(V)``; ``yi = (O-E)/V``,
-                     ``SE = 1/sqrt(V)`` [1]_.
-``hr_p``    3        HR and its p-value alone: ``yi = ln HR``, ``SE = |ln HR| / z``.
-``km``      4        Cox model on data reconstructed from a digitised Kaplan-Meier curve and
-                     its numbers at risk (:func:`metapool.km.reconstruct_hr`).
-``medians`` 5        medians only, exponential survival assumed: ``HR = median_ctrl /
-                     median_exp``; SE from the p-value (``|ln HR| / z``) when one is given,
-                     else from the events, ``SE = sqrt(1/Oe + 1/Oc)`` [4]_. Weakest: it is
-                     never in :data:`PRIMARY_METHODS`.
-=========== ======== =====================================================================
+============ ======== ====================================================================
+code         strength inputs and formula
+============ ======== ====================================================================
+``hr_ci``    1        HR and its CI at any level: ``yi = ln HR``,
+                      ``SE = (ln U - ln L) / (2 z)``, ``z = Phi^-1(1 - (1 - level)/2)``.
+``oe_v``     2        log-rank O-E (experimental arm) and its variance V:
+                      ``yi = (O-E)/V``, ``SE = 1/sqrt(V)``; with an HR and V instead of
+                      O-E (Tierney's "HR and variance"), ``yi = ln HR``,
+                      ``SE = 1/sqrt(V)``.
+``p_events`` 3        p-value, events and the direction of the effect:
+                      ``V = Oe Oc / (Oe + Oc)`` from the events per arm, or
+                      ``V = D r / (1 + r)^2`` from the total events ``D`` and the
+                      allocation ratio ``r`` (``n_exp / n_ctrl`` when not given);
+                      ``|O-E| = z sqrt(V)``; ``yi = (O-E)/V``, ``SE = 1/sqrt(V)`` [1]_.
+``hr_p``     3        HR and its p-value alone: ``yi = ln HR``, ``SE = |ln HR| / z``.
+``km``       4        Cox model on data reconstructed from a digitised Kaplan-Meier curve
+                      and its numbers at risk (:func:`metapool.km.reconstruct_hr`).
+``medians``  5        medians only, exponential survival assumed:
+                      ``HR = median_ctrl / median_exp``; SE from the p-value
+                      (``|ln HR| / z``) when one is given, else from the events,
+                      ``SE = sqrt(1/Oe + 1/Oc)`` [4]_. Weakest: never in
+                      :data:`PRIMARY_METHODS`.
+============ ======== ====================================================================
+
+``p_events`` comes before ``hr_p`` (both Tierney's third kind of evidence): with events,
+V rests on the events rather than on the reported HR; a reported HR then gives the sign
+only. The order is fixed; an analysis chooses which methods it allows, not their order.
 
 ``z`` from a p-value: ``Phi^-1(1 - p/2)`` for a two-sided p (the default),
 ``Phi^-1(1 - p)`` for a one-sided p (Trials 2013;14:391 [3]_: two-sided p = 0.075 is
@@ -80,8 +86,9 @@ References
 .. [2] Guyot P, Ades AE, Ouwens MJNM, Welton NJ. Enhanced secondary analysis of survival
    data: reconstructing the data from published Kaplan-Meier survival curves. BMC Med Res
    Methodol 2012;12:9.
-.. [3] Tierney JF, Stewart LA, Ghersi D, Burdett S, Sydes MR. Correction: Practical methods
-   for incorporating summary time-to-event data into meta-analysis. Trials 2013;14:391.
+.. [3] Wang Y, Zeng T. Response to: Practical methods for incorporating summary
+   time-to-event data into meta-analysis. Trials 2013;14:391 (a two-sided p = 0.075 is
+   z = 1.78, i.e. ``Phi^-1(1 - p/2)``; a one-sided p is used as it is).
 .. [4] Michiels S, Piedbois P, Burdett S, Syz N, Stewart L, Pignon JP. Meta-analysis when
    only the median survival times are known: a comparison with individual patient data
    results. Int J Technol Assess Health Care 2005;21:119-125.
@@ -95,15 +102,18 @@ References
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
+import pandas as pd
 from scipy import stats
 
 # io's rounding-aware CI symmetry rule is reused, not copied (see the module docstring).
 from .io import _ci_asymmetry, _half_unit, parse_p_value
 
 __all__ = [
+    "DESCRIPTIONS",
     "DIRECTIONS",
     "METHODS",
     "ORIENTATIONS",
@@ -134,6 +144,19 @@ __all__ = [
 METHODS = ("hr_ci", "oe_v", "p_events", "hr_p", "km", "medians")
 #: Strength rank of each method: 1 best ... 5 weakest (medians).
 STRENGTH = {"hr_ci": 1, "oe_v": 2, "p_events": 3, "hr_p": 3, "km": 4, "medians": 5}
+#: One-line description of each method, for methods texts and reports.
+DESCRIPTIONS = {
+    "hr_ci": "HR with confidence interval (any level): SE = (ln U - ln L) / (2 z)",
+    "oe_v": "log-rank O-E and variance V: ln HR = (O-E)/V, SE = 1/sqrt(V)",
+    "p_events": ("p-value with events and the direction of effect (Tierney et al. "
+                 "2007): V from the events, |O-E| = z sqrt(V), ln HR = (O-E)/V, "
+                 "SE = 1/sqrt(V)"),
+    "hr_p": "HR with p-value: SE = |ln HR| / z",
+    "km": ("Cox model on individual data reconstructed from the digitised Kaplan-Meier "
+           "curve and numbers at risk (Guyot et al. 2012)"),
+    "medians": ("ratio of medians under exponential survival, HR = median_ctrl / "
+                "median_exp (weakest; SE from the p-value or the events)"),
+}
 #: Methods a primary analysis may use; medians (exponential assumption) are excluded
 #: unless an analysis enables them explicitly.
 PRIMARY_METHODS = ("hr_ci", "oe_v", "p_events", "hr_p", "km")
@@ -261,7 +284,8 @@ def z_from_p(p, sided="two"):
 
     References
     ----------
-    Tierney et al. 2013 (Trials 14:391): a two-sided p = 0.075 is z = 1.78.
+    Wang & Zeng 2013 (Trials 14:391), on Tierney et al. 2007: a two-sided p = 0.075 is
+    z = 1.78.
     """
     if sided not in SIDES:
         raise ValueError(f"sided must be 'two' or 'one', got {sided!r}")
@@ -487,10 +511,12 @@ def _variance_from_events(events_exp, events_ctrl, events_total, allocation_rati
             raise ValueError(f"events {oe_} and {oc}: V = Oe Oc / (Oe + Oc) is 0 when an "
                              "arm has no events")
         v = oe_ * oc / (oe_ + oc)
-        return v, f"V = Oe Oc / (Oe + Oc) = {oe_} x {oc} / {oe_ + oc} = {v:.4f}", []
+        notes = []
+        if events_total is not None and int(events_total) != oe_ + oc:
+            notes.append(f"events_total {int(events_total)} differs from events_exp + "
+                         f"events_ctrl = {oe_ + oc}; the events per arm are used")
+        return v, f"V = Oe Oc / (Oe + Oc) = {oe_} x {oc} / {oe_ + oc} = {v:.4f}", notes
     d = events_total
-    if d is None and events_exp is not None and events_ctrl is not None:
-        d = events_exp + events_ctrl
     if d is None:
         raise ValueError("p_events needs the events per arm, or the total events")
     d = int(d)
@@ -557,7 +583,7 @@ def hr_from_p_events(p, *, events_exp=None, events_ctrl=None, events_total=None,
     References
     ----------
     Tierney et al. 2007, Trials 8:16 (methods with p-values and events); Parmar et al.
-    1998, Stat Med 17:2815-2834; Trials 2013;14:391 (sidedness).
+    1998, Stat Med 17:2815-2834; Wang & Zeng 2013, Trials 14:391 (sidedness).
     """
     inverted = _inverted(orientation)
     z = z_from_p(p, sided)
@@ -683,9 +709,9 @@ def hr_from_medians(median_exp, median_ctrl, *, p=None, sided="two", p_is_bound=
         if value is None or not value > 0:
             raise ValueError(f"{name} must be positive, got {value!r}")
     yi = math.log(median_ctrl / median_exp)
-    notes = ["weakest evidence: assumes exponential survival (constant hazards) in both "
-             "arms; not used in the primary analysis unless the analysis enables "
-             "'medians'"]
+    notes = [("weakest evidence: assumes exponential survival (constant hazards) in both "
+              "arms; not used in the primary analysis unless the analysis enables "
+              "'medians'")]
     inputs = {"median_exp": median_exp, "median_ctrl": median_ctrl, "p_value": p,
               "p_is_bound": bool(p_is_bound), "sided": sided, "events_exp": events_exp,
               "events_ctrl": events_ctrl}
@@ -1053,10 +1079,10 @@ def _cell(row, key):
         value = value.strip()
         return value or None
     try:
-        if value != value:  # NaN
+        if pd.isna(value):  # NaN, None, pandas.NA, NaT
             return None
-    except TypeError:  # pandas.NA
-        return None
+    except (TypeError, ValueError):  # not a scalar
+        pass
     if hasattr(value, "item"):
         value = value.item()
     return value
@@ -1323,12 +1349,13 @@ def best_conversion(row, allowed_methods=("hr_ci", "hr_p"), level=0.95, *, km=No
         raise ValueError(f"unknown HR methods {unknown}; expected a subset of {METHODS}")
     _z_level(level)
     label = _row_label(row)
+    orientation, sided, direction = _options(row)
     try:
-        _inverted(_options(row)[0])
-        if _options(row)[1] not in SIDES:
-            raise ValueError(f"p_sided must be 'two' or 'one', got {_options(row)[1]!r}")
-        if _options(row)[2] is not None:
-            _direction_key(_options(row)[2])
+        _inverted(orientation)
+        if sided not in SIDES:
+            raise ValueError(f"p_sided must be 'two' or 'one', got {sided!r}")
+        if direction is not None:
+            _direction_key(direction)
     except ValueError as err:
         raise ValueError(f"{label}: {err}") from None
     rejected, not_allowed = [], []
@@ -1340,7 +1367,8 @@ def best_conversion(row, allowed_methods=("hr_ci", "hr_p"), level=0.95, *, km=No
             raise ValueError(f"{label}: {err}") from None
         if method not in allowed:
             if conv is not None:
-                not_allowed.append((method, f"HR {_fmt(conv.hr)} ({_ci_text(conv.ci_lower, conv.ci_upper)})"))
+                not_allowed.append(
+                    (method, f"HR {_fmt(conv.hr)} ({_ci_text(conv.ci_lower, conv.ci_upper)})"))
             continue
         if conv is not None:
             chosen = conv

@@ -11,6 +11,16 @@ Every text that comes from the data passes through Jinja2 autoescaping; numbers 
 formatted by the filters defined here (shared with :mod:`metapool.plots` so the figure
 and the report print the same values). Missing values render as an em dash, never as
 ``nan`` or ``None``.
+
+Each analysis section shows, in this order: the forest plot, the pooled estimates, the
+methods (profile, model, CI/PI/I² definitions, what the config set, logged
+substitutions, the methods paragraph), heterogeneity with the Q-profile CIs of τ², I²
+and H², the tests for subgroup differences, the sensitivity panel (rows whose conclusion
+changed are highlighted, with the flagging rule), leave-one-out, cumulative and
+influence tables (collapsible ``<details>`` that print expanded), small-study effects
+(the caveat always, the reason when not computed), the meta-regression when configured,
+and the included, excluded and ongoing studies. A document without the secondary
+sections (an older one) renders without them.
 """
 
 from __future__ import annotations
@@ -31,33 +41,33 @@ from metapool.formatting import (
     ESTIMATOR_NAMES,
     I2_NAMES,
     PI_NAMES,
-    is_missing,
     as_float,
-    is_proportion_measure,
-    fmt_ratio,
+    doi_url,
     fmt_effect,
-    fmt_interval,
     fmt_effect_ci,
-    fmt_p,
-    p_phrase,
-    fmt_tau2,
-    fmt_pct,
-    fmt_num,
     fmt_int,
+    fmt_interval,
     fmt_level,
+    fmt_num,
     fmt_num_ci,
+    fmt_p,
+    fmt_pct,
     fmt_pct_ci,
+    fmt_ratio,
     fmt_stat,
+    fmt_tau2,
     fmt_tau2_ci,
     heterogeneity_text,
     is_glmm,
-    method_name,
-    weight_basis,
-    doi_url,
+    is_missing,
+    is_proportion_measure,
     is_yes,
+    method_name,
+    p_phrase,
+    weight_basis,
 )
 
-__all__ = ["render_report", "write_report", "REQUIRED_KEYS"]
+__all__ = ["REQUIRED_KEYS", "render_report", "write_report"]
 
 #: Top-level keys every analysis document must have.
 REQUIRED_KEYS = (
@@ -92,6 +102,12 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return DASH if is_missing(value) else str(value)
+
+
+def _sentence(value: Any) -> str:
+    """Jinja filter: text with its first letter in upper case (``"—"`` when missing)."""
+    text = _text(value)
+    return text[:1].upper() + text[1:]
 
 
 # --------------------------------------------------------------------------- documents
@@ -576,7 +592,8 @@ def _influence(doc: Mapping[str, Any]) -> dict[str, Any] | None:
         influential = bool(r.get("influential"))
         if influential:
             names = ", ".join(_CRITERIA.get(c, c) for c in criteria)
-            flagged.append(f"{_text(r.get('study'))} ({names})" if names else _text(r.get("study")))
+            study = _text(r.get("study"))
+            flagged.append(f"{study} ({names})" if names else study)
         rows.append(
             {
                 "study": _text(r.get("study")),
@@ -943,6 +960,7 @@ def _environment() -> Environment:
         level=fmt_level,
         dash=_dash,
         text=_text,
+        sentence=_sentence,
         heterogeneity=heterogeneity_text,
         yes=is_yes,
     )
