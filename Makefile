@@ -21,7 +21,8 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt scripts/install_browser.sh
+	bash scripts/install_browser.sh --pdf
 	@if [ ! -x $(BIN)/python ]; then \
 		echo "Creating $(VENV) with $$($(PYTHON) --version 2>&1)"; \
 		$(PYTHON) -m venv $(VENV) || { \
@@ -49,7 +50,7 @@ goldens:
 	for script in tests/golden/make_goldens*.R; do Rscript "$$script" || exit 1; done
 
 clean:
-	if [ -d results ]; then find results -mindepth 1 ! -name .gitkeep -delete; fi
+	if [ -d results ]; then find results -mindepth 1 ! -name .gitkeep ! -path results/history ! -path 'results/history/*' -delete; fi
 	rm -rf logs .snakemake
 
 distclean: clean

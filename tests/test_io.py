@@ -185,7 +185,8 @@ CELL_CASES = [
      f"{V}, row 1 (study_id=Lee2020), column 'n_exp': 'NA' is not an integer "
      "(leave the cell empty when not reported)"),
     ("not_number", _set("survival", 2, median_exp="12,5"),
-     f"{V}, row 2 (study_id=Lee2020), column 'median_exp': '12,5' is not a number"),
+     f"{V}, row 2 (study_id=Lee2020), column 'median_exp': '12,5' is not a number "
+     "(use a decimal point: 12.5)"),
     ("required_empty", _set("studies", 1, title=""),
      f"{S}, row 1 (study_id=Tang2025), column 'title': required value is empty"),
     ("required_study_id_empty", _set("proportions", 1, study_id=""),
@@ -221,7 +222,8 @@ CELL_CASES = [
     ("events_negative", _set("proportions", 1, events="-2"),
      f"{P}, row 1 (study_id=Tang2025), column 'events': -2 must be >= 0"),
     ("hr_not_positive", _set("survival", 2, hr="0", hr_lower="", hr_upper="", ci_level=""),
-     f"{V}, row 2 (study_id=Lee2020), column 'hr': 0 must be > 0"),
+     f"{V}, row 2 (study_id=Lee2020), column 'hr': 0 must be > 0 (a hazard ratio is above 0: "
+     "enter the HR itself, not its logarithm)"),
     ("ci_level_range", _set("survival", 1, ci_level="95"),
      f"{V}, row 1 (study_id=Lee2020), column 'ci_level': 95 is outside (0, 1) "
      "(write 0.95 for a 95% CI)"),
@@ -315,7 +317,8 @@ FILE_CASES = [
      {"proportions": _csv_text(GOOD["proportions"]).replace("derivation\n", "derivation,zzz\n")},
      [f"{P}: unknown column 'zzz'"]),
     ("duplicated_column", None, {"studies": HEADER + ",notes\n", **NO_RESULTS},
-     [f"{S}: duplicated column 'notes' (columns 16 and 17)"]),
+     [f"{S}: duplicated column 'notes' (columns 16 and 17)",
+      f"{S}: has no study rows below the header; add one row per study"]),
     ("unnamed_column_with_data", None,
      {"studies": HEADER + ",\nKim2021,,,T,,,,,cohort,,HCC,X,,,published,,x\n", **NO_RESULTS},
      [f"{S}: column 17 has values but no header name"]),
@@ -325,7 +328,8 @@ FILE_CASES = [
      [f"{S}: line 2 has 18 fields but the header has 16 (quote cells that contain commas)"]),
     ("not_utf8", None,
      {"studies": (HEADER + "\nM\xfcller\n").encode("latin-1"), **NO_RESULTS},
-     [f"{S}: is not valid UTF-8 text (byte {len(HEADER) + 2}); save it as 'CSV UTF-8'"]),
+     [f"{S}: is not valid UTF-8 text (byte {len(HEADER) + 2}, line 2); save it as "
+      "'CSV UTF-8'"]),
 ]
 
 

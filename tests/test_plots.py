@@ -292,8 +292,7 @@ def test_glmm_method_line_and_markers_by_study_size(figures):
     assert "Weight" not in drawn and not any(t.endswith("%") and t[:1].isdigit() for t in drawn)
     assert fig.metapool["marker_size"] == "study size"
     assert any(
-        "Marker size proportional to study size; the GLMM has no inverse-variance weights."
-        in t
+        "Marker size proportional to study size; the GLMM has no inverse-variance weights." in t
         for t in [" ".join(drawn)]
     )
     size = {
@@ -379,3 +378,372 @@ def test_wide_ratio_axis_keeps_ticks_apart():
     doc["models"][0].update(ci_lower=0.00049, ci_upper=139.5)  # a CI from two studies
     fig = forest_plot(doc)
     assert fig.metapool["xticks"] == [0.01, 0.1, 1.0, 10.0, 100.0]
+
+
+# --------------------------------------------------------------------------- layouts
+
+# fig.metapool descriptions are checked, and the texts drawn, never pixels.
+
+
+def rules(fig) -> list[float]:
+    """Line widths of the horizontal rules drawn across the figure."""
+    from matplotlib.lines import Line2D
+
+    return [a.get_linewidth() for a in fig.artists if isinstance(a, Line2D)]
+
+
+@pytest.mark.parametrize("layout", ["revman5", "jama"])
+@pytest.mark.parametrize("name", NAMES)
+def test_layouts_draw_the_same_content(name, layout):
+    doc = load(name)
+    fig = forest_plot(doc, layout=layout)
+    default = forest_plot(doc)
+    assert fig.metapool["layout"] == layout
+    assert fig.metapool["n_study_rows"] == len(doc["studies"])
+    assert fig.metapool["diamond_centers"] == pytest.approx(default.metapool["diamond_centers"])
+    assert fig.metapool["xlim"] == default.metapool["xlim"]
+    assert fig.metapool["xscale"] == default.metapool["xscale"]
+    labels = texts(fig)
+    for study in doc["studies"]:
+        assert study["label"] in labels
+
+
+def test_revman5_layout_hr():
+    doc = load("hr")
+    fig = forest_plot(doc, layout="revman5")
+    drawn = texts(fig)
+    meta = fig.metapool
+    # columns: study | log[HR] | SE | weight | effect [CI] | plot on the right
+    assert meta["headers"]["label"] == "Study or Subgroup"
+    assert meta["headers"]["data"] == "log[Hazard Ratio]"
+    assert meta["headers"]["data2"] == "SE"
+    assert meta["headers"]["effect"] == "Hazard Ratio\nIV, Random, 95% CI"
+    assert all(x < meta["plot_x"][0] for x in meta["columns"].values())
+    assert "\u22120.3285" in drawn and "0.1367" in drawn  # Alvarez 2019: yi and sei
+    assert "19.1%" in drawn and "100.0%" in drawn
+    assert "0.72 [0.55, 0.94]" in drawn
+    assert "0.77 [0.63, 0.94]" in drawn  # Total (95% CI)
+    assert "Total (95% CI)" in drawn
+    assert "[0.55, 1.09]" in drawn  # prediction interval
+    assert (
+        "Heterogeneity: Tau\u00b2 = 0.01; Chi\u00b2 = 5.72, df = 4 (P = 0.221); I\u00b2 = 28%"
+        in drawn
+    )
+    assert "Test for overall effect: t = 3.61, df = 4 (P = 0.022)" in drawn
+    assert meta["favours"] == ("Favours experimental", "Favours control")
+    assert "Favours experimental" in drawn and "Favours control" in drawn
+    assert rules(fig) == []  # RevMan draws no rules
+    # the black diamond and a solid line at 1
+    diamond = next(p for p in fig.axes[0].patches if p.get_gid() == "diamond-0")
+    assert diamond.get_facecolor()[:3] == (0.0, 0.0, 0.0)
+    # the figure is wide enough for "Favours control" right of the plot
+    right_edge = fig.get_size_inches()[0]
+    assert meta["plot_x"][1] * right_edge < right_edge - 0.12
+
+
+def test_revman5_layout_subgroups_and_events():
+    doc = load("proportion_subgroups")
+    fig = forest_plot(doc, layout="revman5")
+    drawn = texts(fig)
+    assert (
+        fig.metapool["headers"]["data"] == "Events" and fig.metapool["headers"]["data2"] == "Total"
+    )
+    # three subgroups (one of them a single study, not estimable) and the total
+    assert drawn.count("Total events") == 4
+    assert "Subtotal (95% CI)" in drawn and "Not estimable" in drawn
+    assert "Heterogeneity: Not applicable" in drawn
+    assert any(t.startswith("Test for subgroup differences: Chi\u00b2 = ") for t in drawn)
+    assert "40" in drawn and "100.0 [91.2, 100.0] \u2021" in drawn
+
+
+def test_jama_layout():
+    doc = load("hr")
+    fig = forest_plot(doc, layout="jama")
+    drawn = texts(fig)
+    meta = fig.metapool
+    # estimates right of the plot, no data column for HRs, JAMA spelling and P style
+    assert meta["columns"]["effect"] > meta["plot_x"][1]
+    assert "data" not in meta["columns"]
+    assert meta["headers"]["label"] == "Source"
+    assert meta["headers"]["effect"] == "HR (95% CI)"
+    assert meta["headers"]["weight"] == "Weight, %"
+    assert "0.77 (0.63-0.94)" in drawn and "19.1" in drawn
+    assert "Overall (k = 5)" in drawn
+    assert meta["favours"] == ("Favors experimental", "Favors control")
+    assert any(t.startswith("Heterogeneity: ") and t.endswith("P = .221") for t in drawn)
+    assert meta["xlabel"] == "Hazard ratio (95% CI)"
+    assert rules(fig) == [0.5]  # one thin rule under the header, no heavy rules
+    assert max(rules(forest_plot(doc))) == pytest.approx(0.9)  # the default has them
+
+
+def test_jama_layout_proportions_keep_events():
+    fig = forest_plot(load("proportion_subgroups"), layout="jama")
+    assert "40/40" in texts(fig)
+    assert fig.metapool["headers"]["effect"] == "Proportion, % (95% CI)"
+
+
+@pytest.mark.parametrize("layout", ["revman5", "jama"])
+def test_layouts_are_written_byte_identical(tmp_path, layout):
+    doc = load("proportion_subgroups")
+    for ext in ("svg", "pdf"):
+        first, second = tmp_path / f"a.{ext}", tmp_path / f"b.{ext}"
+        save_figure(forest_plot(doc, layout=layout), first)
+        save_figure(forest_plot(doc, layout=layout), second)
+        assert first.read_bytes() == second.read_bytes()
+
+
+def test_write_forest_writes_pdf(tmp_path):
+    fig = write_forest(
+        load("hr"), tmp_path / "f.svg", tmp_path / "f.png", pdf_path=tmp_path / "f.pdf"
+    )
+    assert (tmp_path / "f.pdf").read_bytes().startswith(b"%PDF")
+    assert (tmp_path / "f.png").read_bytes().startswith(b"\x89PNG")
+    assert fig.metapool["layout"] == "default"
+
+
+# --------------------------------------------------------------------------- secondary figures
+
+from metapool.plots import (  # noqa: E402
+    FIGURES,
+    cumulative_plot,
+    funnel_plot,
+    leave_one_out_plot,
+    sensitivity_plot,
+    write_figure,
+)
+
+
+def flat(pairs) -> list[float]:
+    return [float(v) for pair in pairs for v in pair]
+
+
+def gid_lines(fig, prefix: str, ax_index: int = 0) -> list:
+    return [line for line in fig.axes[ax_index].lines if (line.get_gid() or "").startswith(prefix)]
+
+
+@pytest.fixture(scope="module")
+def funnels():
+    return {
+        name: funnel_plot(load(name))
+        for name in ("hr", "hr_k12", "proportion_k12", "proportion_glmm")
+    }
+
+
+def test_funnel_points_are_the_studies(funnels):
+    for name, fig in funnels.items():
+        doc = load(name)
+        points = gid_lines(fig, "study-point-")
+        assert len(points) == len(doc["studies"]) == fig.metapool["k"]
+        drawn = sorted((p.get_xdata()[0], p.get_ydata()[0]) for p in points)
+        expected = sorted((s["yi"], s["sei"]) for s in doc["studies"])
+        assert flat(drawn) == pytest.approx(flat(expected))
+        lo, hi = fig.axes[0].get_ylim()
+        assert lo > hi == 0.0  # SE axis inverted: precise studies at the top
+        assert fig.metapool["yinverted"] is True
+
+
+def test_funnel_contours_for_hazard_ratios(funnels):
+    fig, doc = funnels["hr_k12"], load("hr_k12")
+    assert fig.metapool["contours"] == [0.9, 0.95, 0.99]
+    assert fig.metapool["null"] == 0.0 and fig.metapool["xscale"] == "log HR"
+    ymax = fig.axes[0].get_ylim()[0]
+    for level, z in ((90, 1.6448536269514722), (95, 1.959963984540054), (99, 2.5758293035489004)):
+        tri = next(p for p in fig.axes[0].patches if p.get_gid() == f"contour-{level}")
+        xy = tri.get_xy()
+        assert (xy[0][0], xy[0][1]) == (0.0, 0.0)  # apex at log HR 0, SE 0
+        assert xy[2][0] == pytest.approx(z * ymax)
+    # the pooled line at the overall log HR, labelled on the natural scale
+    pooled = gid_lines(fig, "pooled")[0]
+    assert pooled.get_xdata()[0] == pytest.approx(doc["models"][0]["estimate_model"])
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert "1" in labels
+    assert fig.metapool["caveat"] is None  # k = 12
+    drawn = " ".join(texts(fig))
+    assert "p \u2264 0.01" in drawn and "Peters" in drawn
+
+
+def test_funnel_trim_and_fill_as_open_circles(funnels):
+    for name in ("hr_k12", "proportion_k12", "hr"):
+        fig, doc = funnels[name], load(name)
+        filled = doc["bias"]["trimfill"]["filled"]
+        assert filled
+        drawn = gid_lines(fig, "filled-point-")
+        assert len(drawn) == len(filled) == len(fig.metapool["filled"])
+        for line, f in zip(drawn, filled, strict=True):
+            assert line.get_xdata()[0] == pytest.approx(f["yi"])
+            assert line.get_ydata()[0] == pytest.approx(f["vi"] ** 0.5)
+            assert line.get_markerfacecolor() == "white"
+        assert gid_lines(fig, "trimfill-adjusted")
+
+
+def test_funnel_for_proportions_has_pseudo_ci_and_sample_size_panel(funnels):
+    fig, doc = funnels["proportion_k12"], load("proportion_k12")
+    assert fig.metapool["contours"] == [] and fig.metapool["null"] is None
+    assert fig.metapool["pseudo_ci"] == 0.95
+    assert fig.metapool["panels"] == ["se", "n"] and len(fig.axes) == 2
+    center = doc["models"][0]["estimate_model"]
+    upper = gid_lines(fig, "pseudo-ci-upper")[0]
+    ymax = fig.axes[0].get_ylim()[0]
+    assert upper.get_xdata() == pytest.approx([center, center + 1.959963984540054 * ymax])
+    n_points = gid_lines(fig, "n-point-", ax_index=1)
+    drawn = sorted((p.get_xdata()[0], p.get_ydata()[0]) for p in n_points)
+    expected = sorted((s["yi"], s["total"]) for s in doc["studies"])
+    assert flat(drawn) == pytest.approx(flat(expected))
+    assert "would not be meaningful" in " ".join(texts(fig))
+
+
+def test_funnel_caveat_below_ten_studies(funnels):
+    fig = funnels["proportion_glmm"]
+    caveat = "k = 6: funnel plots are unreliable with fewer than 10 studies"
+    assert fig.metapool["caveat"] == caveat
+    assert caveat in texts(fig)
+
+
+def test_funnel_single_study_is_a_placeholder():
+    fig = funnel_plot(load("single_study"))
+    assert fig.metapool["placeholder"] is True and fig.metapool["figure"] == "funnel"
+    assert "Funnel plot not drawn: k = 1" in fig.metapool["message"]
+    assert fig.axes == []
+
+
+def test_leave_one_out_rows_and_reference():
+    doc = load("proportion_glmm")
+    fig = leave_one_out_plot(doc)
+    meta = fig.metapool
+    rows = [r for r in meta["rows"] if r["kind"] == "row"]
+    section = doc["leave_one_out"]["rows"]
+    assert [r["label"] for r in rows] == [r["omitted"] for r in section]
+    assert [r["estimate"] for r in rows] == pytest.approx([r["estimate"] * 100 for r in section])
+    assert [r["lower"] for r in rows] == pytest.approx([r["ci_lower"] * 100 for r in section])
+    drawn = [line.get_xdata()[0] for line in gid_lines(fig, "point-")]
+    assert drawn == pytest.approx([r["estimate"] * 100 for r in section])
+    # the all-studies estimate of the same (inverse-variance) model: the last cumulative
+    # step, drawn as a diamond and a dashed line
+    full = doc["cumulative"]["rows"][-1]["estimate"] * 100
+    summary = next(r for r in meta["rows"] if r["kind"] == "summary")
+    assert summary["label"] == "All studies" and summary["estimate"] == pytest.approx(full)
+    assert meta["reference_lines"] == [{"kind": "all-studies", "x": pytest.approx(full)}]
+    assert meta["xscale"] == "linear" and meta["xunit"] == "percent"
+    assert "Leave-one-out analysis" in texts(fig)
+    assert any("binomial-normal GLMM" in t for t in texts(fig))  # names the primary model
+
+
+def test_leave_one_out_hazard_ratios_on_log_axis():
+    doc = load("hr")
+    fig = leave_one_out_plot(doc)
+    assert fig.metapool["xscale"] == "log" and fig.axes[0].get_xscale() == "log"
+    kinds = {r["kind"]: r["x"] for r in fig.metapool["reference_lines"]}
+    assert kinds["null"] == 1.0
+    assert fig.metapool["n_rows"] == len(doc["leave_one_out"]["rows"]) + 1
+
+
+def test_cumulative_rows():
+    doc = load("hr")
+    fig = cumulative_plot(doc)
+    rows = [r for r in fig.metapool["rows"] if r["kind"] == "row"]
+    section = doc["cumulative"]["rows"]
+    assert len(rows) == len(section)
+    # step 1 is the first study alone (open marker), later steps are pooled estimates
+    first = next(s for s in doc["studies"] if s["label"] == section[0]["added"])
+    assert rows[0]["estimate"] == pytest.approx(first["effect"])
+    assert gid_lines(fig, "point-")[0].get_markerfacecolor() == "white"
+    assert [r["estimate"] for r in rows[1:]] == pytest.approx([r["estimate"] for r in section[1:]])
+    ref = {r["kind"]: r["x"] for r in fig.metapool["reference_lines"]}
+    assert ref["all-studies"] == pytest.approx(section[-1]["estimate"])
+    drawn = texts(fig)
+    assert str(first["year"]) in drawn  # years as 2019, not 2,019
+    assert "Cumulative meta-analysis by publication year" in drawn
+
+
+@pytest.mark.parametrize(
+    ("draw", "message"),
+    [
+        (
+            leave_one_out_plot,
+            "Leave-one-out analysis not done: it needs at least 3 studies (k = 1).",
+        ),
+        (
+            cumulative_plot,
+            "Cumulative meta-analysis not done: it needs at least 2 studies (k = 1).",
+        ),
+        (sensitivity_plot, "Sensitivity analyses not done: single study (k = 1)."),
+    ],
+)
+def test_placeholders_when_a_section_is_null(draw, message):
+    fig = draw(load("single_study"))
+    assert fig.metapool["placeholder"] is True
+    assert fig.metapool["message"] == message
+    assert message in texts(fig)
+
+
+def test_leave_one_out_placeholder_for_two_studies():
+    doc = load("hr")
+    doc["leave_one_out"] = None
+    doc["models"][0]["k"] = 2
+    fig = leave_one_out_plot(doc)
+    assert fig.metapool["message"].endswith("(k = 2).")
+
+
+def test_sensitivity_panel_marks_primary_and_changed():
+    doc = load("hr")
+    fig = sensitivity_plot(doc)
+    meta = fig.metapool
+    rows = [r for r in meta["rows"] if r["kind"] == "row"]
+    assert len(rows) == len(doc["sensitivity"])
+    primary = doc["sensitivity"][0]
+    assert rows[0]["marker"] == "D" and rows[0]["label"].startswith("Primary analysis")
+    assert rows[0]["estimate"] == pytest.approx(primary["estimate"])
+    changed = {v["description"] for v in doc["sensitivity"] if v["changed"]}
+    for row in rows[1:]:
+        is_changed = row["label"].lower() in {c.lower() for c in changed}
+        assert row["highlight"] is is_changed
+        assert row["marker"] == ("^" if is_changed else "o")
+    assert sum(r["highlight"] for r in rows) == meta["n_changed"] == 1
+    assert meta["band"] == pytest.approx((primary["ci_lower"], primary["ci_upper"]))
+    ref = {r["kind"]: r["x"] for r in meta["reference_lines"]}
+    assert ref["null"] == 1.0 and ref["primary"] == pytest.approx(primary["estimate"])
+    assert "inconclusive" in texts(fig)
+
+
+def test_sensitivity_panel_not_pooled_variant_is_a_note():
+    doc = load("proportion_subgroups")
+    fig = sensitivity_plot(doc)
+    notes = [r for r in fig.metapool["rows"] if r["kind"] == "note"]
+    assert [n["label"] for n in notes] == ["Children only"]
+    assert fig.metapool["xunit"] == "percent"
+    assert any(r["highlight"] for r in fig.metapool["rows"] if r["kind"] == "row")
+
+
+def test_secondary_figure_text_is_escaped(tmp_path):
+    doc = load("hr")
+    doc["leave_one_out"]["rows"][0]["omitted"] = "<script>alert(1)</script> $x$"
+    path = tmp_path / "loo.svg"
+    save_figure(leave_one_out_plot(doc), path)
+    svg = path.read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; $x$" in svg and "<script" not in svg
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_secondary_figures_byte_identical(tmp_path, name):
+    doc = load("hr")
+    for ext in ("svg", "png", "pdf"):
+        first, second = tmp_path / f"a.{ext}", tmp_path / f"b.{ext}"
+        save_figure(FIGURES[name](doc), first)
+        save_figure(FIGURES[name](doc), second)
+        assert first.read_bytes() == second.read_bytes(), ext
+    assert b"CreationDate" not in (tmp_path / "a.pdf").read_bytes()
+
+
+def test_write_figure_writes_every_format(tmp_path):
+    paths = [tmp_path / f"f.{ext}" for ext in ("svg", "png", "pdf")]
+    fig = write_figure(funnel_plot(load("hr")), *paths)
+    assert fig.metapool["figure"] == "funnel"
+    assert [p.read_bytes()[:4] for p in paths] == [b"<?xm", b"\x89PNG", b"%PDF"]
+
+
+def test_figures_work_on_every_fixture():
+    for path in sorted(FIXTURES.glob("*.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        for name, draw in FIGURES.items():
+            fig = draw(doc)
+            assert fig.metapool["figure"] == name, (path.name, name)

@@ -293,7 +293,8 @@ def visible(fragment: str) -> str:
 
 
 def test_summary_shows_model_and_i2_ci(html):
-    summary = html[html.index('<table class="summary">') : html.index("</nav>")]
+    start = html.index('<table class="summary">')
+    summary = html[start : html.index("</table>", start)]
     text = visible(summary)
     assert text.count("REML · HKSJ CI") == 3
     assert "GLMM · t-based CI" in text
@@ -569,3 +570,473 @@ def test_new_sections_escape_data_text():
     out = render_report([doc, prop], {}, title="t")
     assert "<script" not in out.lower()
     assert out.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 12
+
+
+# --------------------------------------------------------------------------- manuscript
+
+GRADE = {
+    "os_drugx": {
+        "certainty": "low",
+        "reasons": {
+            "risk_of_bias": "Two of five studies are retrospective cohorts.",
+            "imprecision": "Fewer than 300 events in total.",
+        },
+    },
+    "response_by_age": {
+        "certainty": "Very_Low",  # normalised: case, _ and - are accepted
+        "reasons": {
+            "risk_of_bias": "Two of five studies are retrospective cohorts.",  # shared
+            "inconsistency": "I² above 70%.",
+        },
+    },
+}
+
+
+def conversions() -> list[dict]:
+    """A conversion log as the engine writes it (see metapool.survival)."""
+    return [
+        {
+            "row": "alvarez2019 / OS / treatment: X vs Y [row 1]",
+            "status": "converted (hr_ci)",
+            "conversion": {
+                "method": "hr_ci", "yi": -0.4943, "sei": 0.1809, "hr": 0.61,
+                "ci_lower": 0.4279, "ci_upper": 0.8696, "level": 0.95,
+                "inputs": {"hr": 0.61, "hr_lower": 0.45, "hr_upper": 0.82, "ci_level": 0.9,
+                           "orientation": "experimental vs control"},
+                "formula": "yi = ln HR = ln 0.61 = -0.4943; SE = (ln U - ln L) / (2 z)",
+                "inverted": False, "strength": 1, "notes": [],
+            },
+            "rejected": [], "not_allowed": [], "checks": [],
+        },
+        {
+            "row": "sato2022 / OS / treatment: X vs Y [row 3]",
+            "status": "converted (hr_p)",
+            "conversion": {
+                "method": "hr_p", "yi": 0.0725, "sei": 0.1304, "hr": 1.075,
+                "ci_lower": 0.8326, "ci_upper": 1.388, "level": 0.95,
+                "inputs": {"hr": 0.93, "p_value": 0.58, "p_is_bound": False,
+                           "orientation": "control vs experimental"},
+                "formula": "yi = ln HR = 0.0725; SE = |ln HR| / z",
+                "inverted": True, "strength": 3,
+                "notes": ["reported as control vs experimental: HR 0.93 inverted to 1.075"],
+            },
+            "rejected": [{"method": "hr_ci", "reason": "needs hr_lower, hr_upper"}],
+            "not_allowed": [],
+            "checks": [{"check": "p_vs_ci", "severity": "warning", "row": "sato2022",
+                        "message": "p = 0.58 does not match the CI", "values": {}}],
+        },
+        {
+            "row": "kumar2020 / OS / treatment: X vs Y [row 6]",
+            "status": "not converted: hr_ci: needs hr; hr_p: needs hr",
+            "conversion": None,
+            "rejected": [["hr_ci", "needs hr, hr_lower, hr_upper (missing: hr)"],
+                         ["hr_p", "needs hr, p_value (missing: hr)"]],
+            "not_allowed": [{"method": "medians", "would_give": "HR 0.8182 (0.438-1.528)"}],
+            "checks": [{"check": "direction_unclear", "severity": "warning",
+                        "row": "kumar2020", "message": "direction unclear: no HR",
+                        "values": {}}],
+            "km": {"hr": 0.7, "ci_lower": 0.5, "ci_upper": 0.98, "level": 0.95,
+                   "logrank_p": 0.04, "notes": ["curve digitised from Figure 2"],
+                   "arms": {"experimental": {"n": 40, "n_events": 25,
+                                             "total_events_reported": 26,
+                                             "max_abs_diff": 1.0}}},
+        },
+    ]
+
+
+def hr_with_conversions() -> dict:
+    doc = load("hr")
+    doc["conversions"] = conversions()
+    return doc
+
+
+CHANGES = {
+    "schema": 1, "run_id": "b" * 16, "sequence": 2,
+    "previous": {"run_id": "a" * 16, "sequence": 1},
+    "analyses": [
+        {"analysis": "os_drugx", "title": "Overall survival (Drug X)", "outcome": "OS",
+         "measure": "HR", "level": 0.95, "threshold": 1.0, "state": "changed",
+         "added_studies": ["Nguyen 2024"], "removed_studies": ["Old <b> 2001"],
+         "before": {"k": 4, "n_participants": 800, "status": "pooled", "estimate": 0.85,
+                    "ci_lower": 0.7, "ci_upper": 1.03, "pi_lower": None, "pi_upper": None,
+                    "tau2": 0.01, "i2": 10.0, "conclusion": "includes", "threshold": 1.0},
+         "after": {"k": 5, "n_participants": 1000, "status": "pooled", "estimate": 0.77,
+                   "ci_lower": 0.63, "ci_upper": 0.94, "pi_lower": 0.55, "pi_upper": 1.09,
+                   "tau2": 0.0067, "i2": 27.8, "conclusion": "below", "threshold": 1.0},
+         "estimate_changed": True, "ci_changed": True, "crossed": True},
+        {"analysis": "response_by_age", "title": "Response by age", "outcome": "ORR",
+         "measure": "PLO", "level": 0.95, "threshold": None, "state": "unchanged",
+         "added_studies": [], "removed_studies": [],
+         "before": {"k": 7, "estimate": 0.672, "ci_lower": 0.458, "ci_upper": 0.832,
+                    "conclusion": None, "threshold": None},
+         "after": {"k": 7, "estimate": 0.672, "ci_lower": 0.458, "ci_upper": 0.832,
+                   "conclusion": None, "threshold": None},
+         "estimate_changed": False, "ci_changed": False, "crossed": False},
+        {"analysis": "gone", "title": "A removed analysis", "outcome": "X",
+         "measure": "PLO", "level": 0.95, "threshold": 0.3, "state": "removed",
+         "added_studies": [], "removed_studies": [],
+         "before": {"k": 3, "estimate": 0.4, "ci_lower": 0.35, "ci_upper": 0.45,
+                    "conclusion": "above", "threshold": 0.3},
+         "after": None, "estimate_changed": False, "ci_changed": False, "crossed": False},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def full_html() -> str:
+    """The report with every optional input: GRADE, history, PRISMA, extra figures."""
+    ds = docs()
+    ds[1] = hr_with_conversions()
+    extra = {"os_drugx": {k: SVG for k in ("funnel", "leave_one_out", "cumulative",
+                                           "sensitivity")},
+             "response_by_age": {"cumulative": SVG}}
+    return render_report(
+        ds, figures(ds), title="Drug X evidence synthesis", extra_figures=extra,
+        prisma=SVG, grade=GRADE, changes=CHANGES,
+        software={"Python": "3.11.7", "snakemake": "9.27.1", "jinja2": "3.1.6"},
+        inputs={"data/raw/studies.csv": "0" * 64},
+        study_records=[
+            {"study_id": "alvarez2019", "author": "Alvarez", "year": 2019,
+             "title": "A trial of X", "journal": "J Test", "doi": "10.1000/alvarez.2019",
+             "pmid": "123456", "registration": "NCT0001", "status": "published"},
+            {"study_id": "unused2018", "author": "Unused", "year": 2018, "title": "Other",
+             "journal": "", "doi": "", "pmid": "", "registration": "", "status": "published"},
+        ],
+        table_warnings=["survival.csv, row 4, column hr (sato2022): CI is not symmetric"],
+    )
+
+
+_BLOCKS = {"p", "div", "li", "ul", "ol", "td", "th", "tr", "table", "br", "h1", "h2", "h3",
+           "dt", "dd", "figcaption", "figure", "section", "summary", "details"}
+
+
+class Seen(HTMLParser):
+    """Text as a reader sees it: blocks and cells apart, inline markup (code, a, span,
+    sup, strong) joined to its neighbours."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("style", "script"):
+            self._skip += 1
+        if tag in _BLOCKS:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag):
+        if tag in ("style", "script"):
+            self._skip -= 1
+        if tag in _BLOCKS:
+            self.parts.append(" ")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def seen(fragment: str) -> str:
+    page = Seen()
+    page.feed(fragment)
+    return re.sub(r"\s+", " ", "".join(page.parts)).strip()
+
+
+def part(html: str, section_id: str) -> str:
+    """The HTML of a top-level ``<section id=...>``."""
+    match = re.search(rf'<section[^>]* id="{section_id}"[^>]*>(.*?)</section>', html, re.DOTALL)
+    assert match, section_id
+    return match.group(1)
+
+
+def test_summary_of_findings_rows_and_grade(full_html):
+    sof = part(full_html, "summary")
+    rows = {
+        name: seen(row)
+        for name, row in re.findall(r'<tr data-analysis="([^"]+)">(.*?)</tr>', sof, re.DOTALL)
+    }
+    assert list(rows) == ["response_by_age", "os_drugx", "cr_single", "orr_glmm"]
+    hr = rows["os_drugx"]
+    # studies, participants, estimate with CI and PI, I² with CI, τ², certainty
+    assert re.search(r"\b5 [\d,]+ 0\.77 \(0\.63–0\.94\)", hr), hr
+    assert "0.55–1.09" in hr and "27.8% (0.0–92.6)" in hr and "0.0067" in hr
+    assert "⊕⊕⊝⊝ Lowa,c" in hr  # superscript markers a and c
+    prop = rows["response_by_age"]
+    assert "67.2% (45.8–83.2)" in prop and "73.8% (47.8–98.8)" in prop and "0.3390" in prop
+    assert "⊕⊝⊝⊝ Very lowa,b" in prop  # markers in table order
+    assert rows["cr_single"].endswith("not assessed")
+    assert "not pooled: single study" in rows["cr_single"]
+    notes = seen(sof[sof.index('class="grade-notes"') :])
+    assert "a Risk of bias: Two of five studies are retrospective cohorts." in notes
+    assert "b Inconsistency: I² above 70%." in notes
+    assert "c Imprecision: Fewer than 300 events in total." in notes  # "a" is shared
+    assert notes.count("Risk of bias") == 1
+    assert 'href="#grade-note-a"' in sof and 'id="grade-note-a"' in sof
+    # it comes first, before the analyses
+    assert full_html.index('id="summary"') < full_html.index('<section class="analysis"')
+
+
+def test_summary_of_findings_without_grade(html):
+    sof = visible(part(html, "summary"))
+    assert sof.count("not assessed") == 4
+    assert "The certainty of the evidence has not been assessed" in sof
+
+
+@pytest.mark.parametrize(
+    ("grade", "message"),
+    [
+        ({"os_drugx": {"certainty": "medium"}}, "'medium' is not one of high, moderate"),
+        ({"os_drugx": {"certainty": "low", "reasons": {"bias": "x"}}},
+         "reasons.bias: unknown GRADE domain"),
+        ({"os_drugx_typo": {"certainty": "low"}}, "report.grade.os_drugx_typo: no analysis"),
+        ({"os_drugx": {"certainty": "low", "reason": {}}}, "reason: unknown key"),
+    ],
+)
+def test_grade_mistakes_are_errors(grade, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        render_report([load("hr")], {}, title="t", grade=grade)
+
+
+def test_conversion_log(full_html):
+    hr = section(full_html, "os_drugx")
+    table = re.search(r'<table class="conversions">(.*?)</table>', hr, re.DOTALL).group(1)
+    text = seen(hr)
+    assert "Hazard-ratio conversion log" in text
+    assert "3 survival results selected: 2 converted (HR and CI 1, HR and p-value 1), " \
+           "1 not converted." in text
+    assert "PRISMA 2020 item 13b" in text
+    rows = re.findall(r'<tr class="(converted|not-converted)">(.*?)</tr>', table, re.DOTALL)
+    assert [c for c, _ in rows] == ["converted", "converted", "not-converted"]
+    first, second, third = (seen(r) for _, r in rows)
+    assert "HR 0.61 (0.43–0.87)" in first and "ln HR −0.4943, SE 0.1809" in first
+    assert "HR and CI (strength 1 of 5)" in first
+    assert "yi = ln HR = ln 0.61 = -0.4943" in first
+    assert "Inputs: hr = 0.61; hr_lower = 0.45; hr_upper = 0.82; ci_level = 0.9" in first
+    assert first.endswith("none none")  # nothing better rejected, no check
+    assert "HR and p-value (strength 3 of 5); inverted: reported as control vs" in second
+    assert "HR 0.93 inverted to 1.075" in second
+    assert "HR and CI: needs hr_lower, hr_upper" in second  # the better method and why
+    assert "warning: p = 0.58 does not match the CI" in second
+    assert "not converted no enabled method applies" in third
+    assert "HR and CI: needs hr, hr_lower, hr_upper (missing: hr)" in third  # list form
+    assert "ratio of medians (not enabled in this analysis): would give HR 0.8182" in third
+    assert "Cox model on the reconstructed data: HR 0.70 (0.50–0.98) (95% CI)" in third
+    assert "experimental: 40 patients, 25 events (26 reported)" in third
+    # only survival documents with a log have the section
+    assert "conversion log" not in visible(section(full_html, "response_by_age"))
+
+
+def test_statistical_methods_are_assembled_once(full_html):
+    text = seen(part(full_html, "statistical-methods"))
+    assert "Log hazard ratios were pooled with a random-effects model." in text
+    assert "Analyses used metapool" not in text  # the per-analysis version line
+    assert "Analyses were run in Python 3.11.7 with metapool 0.1.0 (NumPy 2.4.6, " \
+           "SciPy 1.17.1, pandas 3.1.1), as a Snakemake 9.27.1 workflow" in text
+    assert "figures were drawn with matplotlib 3.11.2" in text
+    assert "the report was rendered with Jinja2 3.1.6" in text
+    assert "Of 3 selected survival results, 2 gave a log hazard ratio and its standard " \
+           "error (1 from the reported HR and its confidence interval and 1 from the " \
+           "reported HR and its p-value); 1 could not be converted" in text
+    assert "1 reported as control vs experimental was inverted." in text
+    assert "rated with GRADE" in text
+
+
+def test_statistical_methods_do_not_repeat_shared_sentences():
+    shared = "With a single study the result is reported without pooling."
+    ds = docs()
+    for d in ds:
+        d["methods"]["text"] = (d["methods"]["text"] or "") + " " + shared
+    text = seen(part(render_report(ds, {}, title="t"), "statistical-methods"))
+    assert text.count(shared) == 1
+    # sentences of one analysis only are written once, under its name
+    assert "For Overall survival: Log hazard ratios were pooled" in text
+    assert "For Objective response: Proportions were pooled" in text
+
+
+def test_statistical_methods_group_by_analyses():
+    from metapool.report.sections import statistical_methods
+
+    a = {"analysis": "a", "outcome": "ORR", "title": "A",
+         "methods": {"text": "Methods follow X. Proportions by GLMM. The PI is t-based. "
+                             "Analyses used metapool 0.1.0."}}
+    b = {"analysis": "b", "outcome": "OS", "title": "B",
+         "methods": {"text": "Methods follow X. Hazard ratios by REML (Tierney et al. 2007). "
+                             "The PI is t-based."}}
+    paragraphs = statistical_methods([a, b], [("metapool", "0.1.0")])
+    assert paragraphs[:4] == [
+        {"lead": "", "text": "Methods follow X."},
+        {"lead": "For ORR:", "text": "Proportions by GLMM."},
+        {"lead": "For OS:", "text": "Hazard ratios by REML (Tierney et al. 2007)."},
+        {"lead": "", "text": "The PI is t-based."},
+    ]
+    assert paragraphs[-1]["text"] == "Analyses were run with metapool 0.1.0."
+
+
+def test_what_changed_section(full_html):
+    changes = part(full_html, "changes")
+    text = seen(changes)
+    assert ("This run (record 2, run bbbbbbbbbbbbbbbb) compared with the previous recorded "
+            "run (record 1, run aaaaaaaaaaaaaaaa): 2 of 3 outcomes changed; the conclusion "
+            "of 1 crossed its threshold.") in text
+    assert ("▲ Conclusion changed for Overall survival (Drug X): CI includes 1 "
+            "(inconclusive) → CI below 1 (favours experimental).") in text
+    rows = dict(re.findall(r'<tr class="([^"]+)" data-analysis="[^"]+">(.*?)</tr>', changes,
+                           re.DOTALL))
+    hr = seen(rows["crossed"])
+    assert "▲ conclusion crossed Nguyen 2024 Old <b> 2001 4 → 5" in hr
+    assert "0.85 (0.70–1.03) 0.77 (0.63–0.94) −9.4% (ratio 0.91)" in hr
+    assert "Old &lt;b&gt; 2001" in rows["crossed"]
+    assert 'href="#analysis-os_drugx-cumulative"' in rows["crossed"]
+    unchanged = seen(rows["state-unchanged"])
+    assert "no change" in unchanged and "no threshold configured (null_value)" in unchanged
+    removed = seen(rows["state-removed"])
+    assert "no longer analysed" in removed and "40.0% (35.0–45.0) —" in removed
+    assert "CI above 30.0%" in removed
+    # listed in the contents, before the methods
+    assert full_html.index('id="changes"') < full_html.index('id="statistical-methods"')
+
+
+def test_first_recorded_run():
+    first = {"schema": 1, "run_id": "c" * 16, "sequence": 1, "previous": None,
+             "analyses": [dict(CHANGES["analyses"][0], state="first run", before=None)]}
+    text = seen(render_report([load("hr")], {}, title="t", changes=first))
+    assert "This is the first recorded run (record 1, run cccccccccccccccc)" in text
+    assert "What changed since the previous run" in text
+
+
+def test_extra_figures_and_prisma(full_html):
+    imgs = [attrs for tag, attrs in parse(full_html).tags if tag == "img"]
+    alts = [a["alt"] for a in imgs]
+    assert alts.count("PRISMA 2020 flow diagram of study selection") == 1
+    hr = section(full_html, "os_drugx")
+    for alt in ("Funnel plot", "Leave-one-out plot", "Cumulative forest plot",
+                "Sensitivity plot"):
+        assert f'alt="{alt}: Overall survival' in hr
+    # each figure sits in its own section, after that section's heading
+    for anchor, heading in (("funnel-plot", "-small-study"), ("cumulative-plot", "-cumulative"),
+                            ("leave-one-out-plot", "-leave-one-out"),
+                            ("sensitivity-plot", "-sensitivity")):
+        assert hr.index(f'analysis-os_drugx{heading}"') < hr.index(f"os_drugx-{anchor}")
+    prop = section(full_html, "response_by_age")
+    assert "Cumulative forest plot" in prop and "Funnel plot" not in prop
+    for attrs in imgs:
+        assert attrs["src"].startswith("data:image/svg+xml;base64,")
+    with pytest.raises(ValueError, match="unknown figure kind 'galaxy'"):
+        render_report([load("hr")], {}, title="t", extra_figures={"os_drugx": {"galaxy": SVG}})
+
+
+def test_without_optional_inputs_sections_are_left_out(html):
+    assert 'id="changes"' not in html and 'id="study-selection"' not in html
+    assert "What changed" not in visible(html)
+    assert 'id="statistical-methods"' in html and 'id="provenance"' in html
+
+
+def test_run_warnings(full_html):
+    text = seen(part(full_html, "run-warnings"))
+    assert "Input tables (1) survival.csv, row 4, column hr (sato2022): CI is not symmetric" in text
+    assert "100% events" in text  # a document warning
+    # conversion checks, once
+    assert text.count("p = 0.58 does not match the CI") == 1
+    assert "kumar2020 / OS / treatment: X vs Y [row 6]: direction unclear: no HR" in text
+
+
+def test_provenance(full_html):
+    prov = part(full_html, "provenance")
+    text = seen(prov)
+    assert "data/raw/studies.csv " + "0" * 64 in text
+    row = seen(re.search(r"<tr>\s*<td>Alvarez 2019.*?</tr>", prov, re.DOTALL).group(0))
+    assert "A trial of X; J Test (2019)" in row
+    assert "doi:10.1000/alvarez.2019 PMID 123456 NCT0001" in row
+    assert "Included: OS" in row or "Included: Overall survival" in row
+    assert 'href="https://doi.org/10.1000/alvarez.2019"' in prov
+    assert "Unused 2018" in text and "not selected by any analysis" in text
+    # without studies.csv rows the studies come from the documents
+    prov = seen(part(render_report([load("hr")], {}, title="t"), "provenance"))
+    assert "Brooks 2021" in prov
+
+
+def test_full_report_is_safe_and_complete(full_html):
+    text = "".join(parse(full_html).text)
+    assert not re.search(r"\b(None|nan|NaN|null|undefined|inf)\b", text)
+    markup = re.sub(r"data:[^\"]+", "", full_html)
+    assert not re.search(r"\b(None|nan|NaN|undefined)\b", markup)
+    page = parse(full_html)
+    for tag, attrs in page.tags:
+        assert tag not in ("script", "link", "iframe", "object", "embed")
+        if "href" in attrs:
+            assert attrs["href"].startswith(("#", "https://doi.org/")), attrs["href"]
+    # every in-page link has its target
+    ids = {attrs["id"] for _, attrs in page.tags if "id" in attrs}
+    for _, attrs in page.tags:
+        if attrs.get("href", "").startswith("#"):
+            assert attrs["href"][1:] in ids, attrs["href"]
+    assert len(ids) == sum(1 for _, a in page.tags if "id" in a)  # ids are unique
+
+
+def test_full_report_is_deterministic(full_html):
+    ds = docs()
+    ds[1] = hr_with_conversions()
+    extra = {"os_drugx": {k: SVG for k in ("funnel", "leave_one_out", "cumulative",
+                                           "sensitivity")},
+             "response_by_age": {"cumulative": SVG}}
+    again = render_report(
+        ds, figures(ds), title="Drug X evidence synthesis", extra_figures=extra,
+        prisma=SVG, grade=GRADE, changes=CHANGES,
+        software={"Python": "3.11.7", "snakemake": "9.27.1", "jinja2": "3.1.6"},
+        inputs={"data/raw/studies.csv": "0" * 64},
+        study_records=[
+            {"study_id": "alvarez2019", "author": "Alvarez", "year": 2019,
+             "title": "A trial of X", "journal": "J Test", "doi": "10.1000/alvarez.2019",
+             "pmid": "123456", "registration": "NCT0001", "status": "published"},
+            {"study_id": "unused2018", "author": "Unused", "year": 2018, "title": "Other",
+             "journal": "", "doi": "", "pmid": "", "registration": "", "status": "published"},
+        ],
+        table_warnings=["survival.csv, row 4, column hr (sato2022): CI is not symmetric"],
+    )
+    assert again == full_html
+
+
+def test_manuscript_sections_escape_data_text():
+    bad = "<script>alert(1)</script>"
+    doc = hr_with_conversions()
+    doc["title"] = bad
+    doc["outcome"] = bad
+    conv = doc["conversions"]
+    conv[0]["row"] = bad
+    conv[0]["conversion"]["formula"] = bad
+    conv[0]["conversion"]["inputs"] = {bad: bad}
+    conv[1]["conversion"]["notes"] = [bad]
+    conv[1]["rejected"] = [{"method": bad, "reason": bad}]
+    conv[1]["checks"][0]["message"] = bad
+    conv[2]["not_allowed"] = [{"method": "medians", "would_give": bad}]
+    conv[2]["km"]["notes"] = [bad]
+    changes = copy.deepcopy(CHANGES)
+    changes["run_id"] = bad
+    changes["analyses"][0].update(title=bad, added_studies=[bad], removed_studies=[bad])
+    out = render_report(
+        [doc], {"os_drugx": SVG}, title=bad,
+        grade={"os_drugx": {"certainty": "high", "reasons": {"indirectness": bad}}},
+        changes=changes, software={bad: bad}, inputs={bad: bad},
+        study_records=[{"study_id": "alvarez2019", "title": bad, "journal": bad,
+                        "doi": bad, "pmid": bad, "registration": bad, "status": bad}],
+        table_warnings=[bad],
+    )
+    assert "<script" not in out.lower()
+    assert out.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 20
+    page = parse(out)
+    assert not any(name.startswith("on") for _, attrs in page.tags for name in attrs)
+
+
+def test_pdf_is_deterministic_and_fetches_nothing(tmp_path):
+    from metapool.report.pdf import PDFError, render_pdf, write_pdf
+
+    html = render_report([load("single_study")], {"cr_single": SVG}, title="PDF test")
+    first = render_pdf(html)
+    assert first.startswith(b"%PDF-") and first.rstrip().endswith(b"%%EOF")
+    assert render_pdf(html) == first  # no creation date, no random id
+    source = tmp_path / "report.html"
+    source.write_text(html, encoding="utf-8")
+    assert write_pdf(source, tmp_path / "out" / "report.pdf").read_bytes() == first
+    for url in ("http://127.0.0.1:9/x.png", "file:///etc/hostname"):
+        with pytest.raises(PDFError, match="refers to something outside itself"):
+            render_pdf(f'<html><body><img src="{url}" alt="x"></body></html>')

@@ -44,6 +44,9 @@ PER_ANALYSIS = [
     "sensitivity.csv",
     "forest.svg",
     "forest.png",
+    "forest.pdf",
+    *[f"{f}.{e}" for f in ("funnel", "leave_one_out", "cumulative", "sensitivity")
+      for e in ("svg", "png", "pdf")],
 ]
 # docs/architecture.md, "pooled row"
 
@@ -168,7 +171,8 @@ def test_editing_one_analysis_reruns_only_it(run, tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     jobs = Counter(re.findall(r"^rule (\w+):", out, flags=re.MULTILINE))
-    assert jobs == {"pool": 1, "forest": 1, "report": 1, "manifest": 1, "default": 1}, out
+    assert jobs == {"pool": 1, "forest": 1, "figures": 1, "history": 1, "report": 1,
+                    "report_pdf": 1, "manifest": 1, "default": 1}, out
     assert set(re.findall(r"wildcards: analysis=(\S+)", out)) == {"os_hr_mini"}
     assert "Params have changed" in out
 

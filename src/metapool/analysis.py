@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from . import __version__
 from .effects import (
@@ -131,7 +132,7 @@ def resolve_settings(spec, defaults=None, table=None):
                     overrides[key] = source[key]
     notes = []
     if table == "survival":
-        merged["measure"] = "logHR"
+        merged["measure"] = "log" if spec.get("effect") == "median" else "logHR"
         overrides.pop("measure", None)
     if merged["method"] == "GLMM":
         if merged["ci"] in ("hksj", "hksj_adhoc"):
@@ -147,6 +148,7 @@ def resolve_settings(spec, defaults=None, table=None):
     merged["level"] = float(merged["level"])
     merged["hr_methods"] = list(merged["hr_methods"])
     merged["profile"] = profile
+    merged["effect"] = spec.get("effect", "hr") if table == "survival" else "proportion"
     merged["overrides"] = overrides
     merged["notes"] = notes
     return merged
@@ -475,8 +477,46 @@ def _survival_rows(selected, settings, km_dir=None):
     return out, dropped, logs
 
 
+def _median_rows(selected, settings):
+    """Single-arm medians with their CIs, as log medians (pooled medians, not an HR)."""
+    out, dropped = [], []
+    for _, row in selected.iterrows():
+        median = _none(row.get("median_exp"))
+        lower = _none(row.get("median_exp_lower"))
+        upper = _none(row.get("median_exp_upper"))
+        ci_level = _none(row.get("median_ci_level")) or 0.95
+        if median is None:
+            dropped.append((row, "no median reported"))
+            continue
+        if lower is None or upper is None:
+            dropped.append((row, "no CI for the median: its SE is unknown"))
+            continue
+        est = survival.median_from_ci(median, lower, upper, ci_level)
+        z = stats.norm.ppf(0.5 + settings["level"] / 2)
+        out.append({
+            "effect": median, "yi": est.yi, "sei": est.sei,
+            "ci_lower": math.exp(est.yi - z * est.sei),
+            "ci_upper": math.exp(est.yi + z * est.sei),
+            "study_ci_method": (f"{100 * settings['level']:g}% CI on the log scale from "
+                                f"the reported {100 * ci_level:g}% CI of the median"),
+            "effect_method": "median with CI (log scale)", "cc_added": False,
+            "_warning": "; ".join(est.notes) or None,
+        })
+    return out, dropped
+
+
 # --------------------------------------------------------------------------- pooling
 def _pool(members, settings, table):
+    if table == "survival" and settings.get("effect") == "median":
+        res = pool_generic([s["yi"] for s in members], [s["sei"] for s in members],
+                           method=settings["method"], ci=settings["ci"],
+                           pi=settings["pi"], level=settings["level"], measure="log",
+                           i2=settings["i2"])
+        return res, []
+    return _pool_effects(members, settings, table)
+
+
+def _pool_effects(members, settings, table):
     """Fit the primary model to the given study rows; returns (result, warnings).
 
     A GLMM that cannot be fitted (no finite maximum, failed convergence) falls back to
@@ -593,8 +633,13 @@ def _panel_variants(settings, table, studies):
         direct = [s for s in studies if s["effect_method"] == "hr_ci"]
         if 0 < len(direct) < len(studies):
             variants.append(("reported_hr_ci_only",
-                             "only HRs reported with a CI (no HR from a p-value)",
+                             "only HRs reported with a CI (directly reported HRs)",
                              settings, direct))
+        for method, text in (("km", "without HRs reconstructed from Kaplan-Meier curves"),
+                             ("medians", "without HRs derived from medians")):
+            rest = [s for s in studies if not s["effect_method"].startswith(method)]
+            if 0 < len(rest) < len(studies):
+                variants.append((f"without_{method}", text, settings, rest))
     derived = [s for s in studies if str(s.get("derived", "")).lower() != "yes"]
     if table == "proportions" and 0 < len(derived) < len(studies):
         variants.append(("exclude_derived",
@@ -610,7 +655,8 @@ def _panel_row(name, description, res, table, settings, primary_row):
            "ci_lower": n.get("ci_lower"), "ci_upper": n.get("ci_upper"),
            "pi_lower": n.get("pi_lower"), "pi_upper": n.get("pi_upper"),
            "tau2": n.get("tau2"), "i2": n.get("i2")}
-    row["conclusion"] = panels.conclusion(row, table, settings.get("null_value"))
+    kind = "median" if settings.get("effect") == "median" else table
+    row["conclusion"] = panels.conclusion(row, kind, settings.get("null_value"))
     if primary_row is None or row["estimate"] is None:
         row["changed"] = None
     elif row["conclusion"] is not None:
@@ -677,6 +723,12 @@ def methods_text(settings, table, studies):
                       " was added to the event and non-event counts of studies with 0 or "
                       f"all events only ({n_cc} of {len(studies)} studies).")
         first += f" Per-study {level} confidence intervals are exact (Clopper-Pearson)."
+    elif settings.get("effect") == "median":
+        first = ("Single-arm median times to event were pooled as a secondary outcome on "
+                 "the log scale with inverse-variance weights, each study's standard error "
+                 "recovered from its reported confidence interval of the median as "
+                 "(ln U - ln L)/(2 z), and back-transformed to months. These are pooled "
+                 "medians, not hazard ratios.")
     else:
         used = sorted({s["effect_method"].split(" ")[0] for s in studies})
         how = "; ".join(f"{m}: {survival.DESCRIPTIONS[m]}" for m in survival.METHODS
@@ -801,8 +853,11 @@ def run_analysis(tables, name, spec, defaults=None):
     selected = selected.sort_values(["year", "study_id"], na_position="last",
                                     kind="mergesort")
     conversions = []
+    effect_kind = spec.get("effect", "hr") if table == "survival" else "proportion"
     if table == "proportions":
         effects, dropped = _proportion_rows(selected, settings)
+    elif effect_kind == "median":
+        effects, dropped = _median_rows(selected, settings)
     else:
         effects, dropped, conversions = _survival_rows(selected, settings,
                                                        spec.get("km_dir"))
@@ -888,6 +943,12 @@ def run_analysis(tables, name, spec, defaults=None):
             cc = (f"{settings['continuity_correction']:g} added to both cells of 0-event "
                   "and all-event studies only")
         doc_measure = measure
+    elif effect_kind == "median":
+        scale = {"model": "log median", "natural": "months"}
+        back = "exponential"
+        effect_label = "Pooled median (months; not an HR)"
+        cc = "not applicable"
+        doc_measure = "median"
     else:
         scale = {"model": "log HR", "natural": "HR"}
         back = "exponential"

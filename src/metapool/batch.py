@@ -30,8 +30,8 @@ from .estimators import estimate_tau2
 from .pooling import MIN_K_PI, back_transform, fit_batch
 
 __all__ = [
-    "RESULT_KEYS",
     "GLMM_KEYS",
+    "RESULT_KEYS",
     "fit_glmm_batch",
     "pool_generic_batch",
     "pool_proportions_batch",
@@ -74,14 +74,15 @@ def _as_2d(name, a):
             f"{name} must be 2-D (analyses x studies, NaN-padded), got {a.ndim}-D; "
             "wrap a single analysis as [values]")
     if a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"{name} is empty: at least one analysis with one study is needed")
+        raise ValueError(
+            f"{name} is empty: at least one analysis with one study is needed")
     if np.isinf(a).any():
         raise ValueError(f"{name} must contain finite numbers or NaN (absent study) only")
     return a
 
 
 def _paired(names, a, b):
-    """Validate two 2-D arrays of one batch; returns them and the mask of present cells."""
+    """Validate two 2-D arrays of one batch; return them and the mask of present cells."""
     a = _as_2d(names[0], a)
     b = _as_2d(names[1], b)
     if a.shape != b.shape:
@@ -120,8 +121,8 @@ def _fit_iv(y, v, *, method, ci, pi, level, i2, tau2_ci):
     """:func:`fit_batch` with the Q-profile CI of tau² optional.
 
     ``fit_batch`` always computes the Q-profile limits; with ``tau2_ci=False`` they are
-    set to NaN here (their cost, about a fifth of a REML fit, is still paid until
-    ``fit_batch`` takes a ``tau2_ci`` switch itself).
+    set to NaN here, and their cost is still paid until ``fit_batch`` takes the
+    switch itself (proposed: ``benchmarks/proposed/pooling-tau2-ci.patch``).
     """
     fit = fit_batch(y, v, method=method, ci=ci, pi=pi, level=level, i2=i2)
     if not tau2_ci:
@@ -131,7 +132,7 @@ def _fit_iv(y, v, *, method, ci, pi, level, i2, tau2_ci):
     return fit
 
 
-def iv_warnings(fit, method, extra=None):
+def _iv_labels(fit, method):
     """Status and warnings per analysis of a :func:`fit_batch` result.
 
     The same texts, in the same order, as :func:`metapool.pooling.result_from_batch`.
@@ -142,8 +143,6 @@ def iv_warnings(fit, method, extra=None):
         A :func:`fit_batch` result.
     method : str
         The tau² estimator (named in the fallback warning).
-    extra : list of tuple of str, optional
-        Warnings that come first, per analysis.
 
     Returns
     -------
@@ -158,7 +157,7 @@ def iv_warnings(fit, method, extra=None):
                 "estimator instead (fallback)")
     flags = [(single, _K1), (~single & fit["fallback"], fallback), (k == 2, _K2),
              (~single & fit["hksj_narrower"], _HKSJ)]
-    warnings = [() if extra is None else tuple(extra[i]) for i in range(m)]
+    warnings = [()] * m
     any_flag = np.zeros(m, dtype=bool)
     for flag, _ in flags:
         any_flag |= flag
@@ -227,16 +226,17 @@ def pool_generic_batch(yi, sei, *, method="REML", ci="hksj", pi="t", level=0.95,
     fit = _fit_iv(y, s**2, method=method, ci=ci, pi=pi, level=level, i2=i2,
                   tau2_ci=tau2_ci)
     out = _assemble(fit, measure)
-    out["status"], out["warnings"] = iv_warnings(fit, method)
+    out["status"], out["warnings"] = _iv_labels(fit, method)
     return out
 
 
 def _check_bool(name, value):
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
+        # an invalid option value, like every other option here
+        raise ValueError(f"{name} must be True or False, got {value!r}")  # noqa: TRY004
 
 
-def proportion_effects_batch(x, n, mask, *, measure, continuity_correction):
+def _proportion_effects_batch(x, n, mask, *, measure, continuity_correction):
     """:func:`metapool.effects.proportion_effects` on a NaN-padded batch.
 
     Returns ``yi, vi`` (NaN where absent) and ``cc_added`` (False where absent).
@@ -297,7 +297,7 @@ def pool_proportions_batch(events, total, *, measure="PLO", method="REML", ci="h
                               maxiter=maxiter)
     if measure not in PROPORTION_MEASURES:
         raise ValueError(f"measure must be one of {PROPORTION_MEASURES}, got {measure!r}")
-    yi, vi, cc_added = proportion_effects_batch(
+    yi, vi, cc_added = _proportion_effects_batch(
         x, n, mask, measure=measure, continuity_correction=continuity_correction)
     fit = _fit_iv(yi, vi, method=method, ci=ci, pi=pi, level=level, i2=i2,
                   tau2_ci=tau2_ci)
@@ -306,7 +306,7 @@ def pool_proportions_batch(events, total, *, measure="PLO", method="REML", ci="h
         n_harmonic = mask.sum(axis=1) / np.where(mask, 1.0 / np.where(mask, n, 1.0),
                                                  0.0).sum(axis=1)
     out = _assemble(fit, measure, n_harmonic)
-    out["status"], out["warnings"] = iv_warnings(fit, method)
+    out["status"], out["warnings"] = _iv_labels(fit, method)
     out["cc_added"] = cc_added
     return out
 
@@ -314,6 +314,43 @@ def pool_proportions_batch(events, total, *, measure="PLO", method="REML", ci="h
 # --------------------------------------------------------------------------------------
 # binomial-normal GLMM
 # --------------------------------------------------------------------------------------
+
+
+def _mode_scale_derivatives(x, n, t, u0, p0, q0):
+    """First and second derivatives in ``(mu, tau)`` of the mode ``u0`` and ``log sd``.
+
+    Per study (arrays ``(m, k)``; ``t`` is tau as ``(m, 1)``); see
+    :func:`aghq_derivatives` for the formulas. Returns ``du0_m, du0_t, d2u0_mm,
+    d2u0_mt, d2u0_tt, dls_m, dls_t, d2ls_mm, d2ls_mt, d2ls_tt``.
+    """
+    w0 = n * p0 * q0
+    dd = 1.0 + t * t * w0
+    r0 = _glmm._residual(x, n, p0, q0)
+    dw0 = w0 * (q0 - p0)
+    d2w0 = w0 * ((q0 - p0) ** 2 - 2.0 * p0 * q0)
+    tt = t * t
+    # first derivatives of the mode and of eta0 = mu + tau u0 (s), D and log sd
+    du0_m = -t * w0 / dd
+    du0_t = (r0 - t * w0 * u0) / dd
+    s_m = 1.0 + t * du0_m
+    s_t = u0 + t * du0_t
+    dD_m = tt * dw0 * s_m
+    dD_t = 2.0 * t * w0 + tt * dw0 * s_t
+    # second derivatives
+    d2u0_mm = -(t * dw0 * s_m * s_m) / dd
+    d2u0_mt = -(w0 * s_m + t * dw0 * s_m * s_t + t * w0 * du0_m) / dd
+    d2u0_tt = -(2.0 * w0 * s_t + t * dw0 * s_t * s_t + 2.0 * t * w0 * du0_t) / dd
+    ds_mm = t * d2u0_mm
+    ds_mt = du0_m + t * d2u0_mt
+    ds_tt = 2.0 * du0_t + t * d2u0_tt
+    d2D_mm = tt * (d2w0 * s_m * s_m + dw0 * ds_mm)
+    d2D_mt = 2.0 * t * dw0 * s_m + tt * (d2w0 * s_m * s_t + dw0 * ds_mt)
+    d2D_tt = 2.0 * w0 + 4.0 * t * dw0 * s_t + tt * (d2w0 * s_t * s_t + dw0 * ds_tt)
+    return (du0_m, du0_t, d2u0_mm, d2u0_mt, d2u0_tt,
+            -0.5 * dD_m / dd, -0.5 * dD_t / dd,
+            -0.5 * (d2D_mm / dd - dD_m * dD_m / dd**2),
+            -0.5 * (d2D_mt / dd - dD_m * dD_t / dd**2),
+            -0.5 * (d2D_tt / dd - dD_t * dD_t / dd**2))
 
 
 def aghq_derivatives(x, n, mask, mu, tau, n_agq=7):
@@ -340,7 +377,7 @@ def aghq_derivatives(x, n, mask, mu, tau, n_agq=7):
         d2a_j  = -W_j deta_j deta_j' + r_j d2eta_j - du_j du_j' - u_j d2u_j,
 
     ``E_a = sum_j pi_j da_j,a``. Checked against central differences of the analytic
-    gradient (:mod:`tests.test_batch`).
+    gradient (``tests/test_batch.py``).
 
     Parameters
     ----------
@@ -364,8 +401,7 @@ def aghq_derivatives(x, n, mask, mu, tau, n_agq=7):
     p0 = special.expit(eta0)
     q0 = special.expit(-eta0)
     w0 = n * p0 * q0
-    dd = 1.0 + t * t * w0
-    sd = 1.0 / np.sqrt(dd)
+    sd = 1.0 / np.sqrt(1.0 + t * t * w0)  # as glmm._aghq, so that ll is the same number
     lchoose = special.gammaln(n + 1) - special.gammaln(x + 1) - special.gammaln(n - x + 1)
 
     t3 = t[..., None]
@@ -384,32 +420,8 @@ def aghq_derivatives(x, n, mask, mu, tau, n_agq=7):
     qj = special.expit(-etaj)
     rj = _glmm._residual(xj, nj, pj, qj)
     wj = nj * pj * qj
-    r0 = _glmm._residual(x, n, p0, q0)
-    dw0 = w0 * (q0 - p0)
-    d2w0 = w0 * ((q0 - p0) ** 2 - 2.0 * p0 * q0)
-    tt = t * t
-    # first derivatives: mode, eta0, D, log sd (index 0 = mu, 1 = tau)
-    du0_m = -t * w0 / dd
-    du0_t = (r0 - t * w0 * u0) / dd
-    s_m = 1.0 + t * du0_m
-    s_t = u0 + t * du0_t
-    dD_m = tt * dw0 * s_m
-    dD_t = 2.0 * t * w0 + tt * dw0 * s_t
-    dls_m = -0.5 * dD_m / dd
-    dls_t = -0.5 * dD_t / dd
-    # second derivatives
-    d2u0_mm = -(t * dw0 * s_m * s_m) / dd
-    d2u0_mt = -(w0 * s_m + t * dw0 * s_m * s_t + t * w0 * du0_m) / dd
-    d2u0_tt = -(2.0 * w0 * s_t + t * dw0 * s_t * s_t + 2.0 * t * w0 * du0_t) / dd
-    ds_mm = t * d2u0_mm
-    ds_mt = du0_m + t * d2u0_mt
-    ds_tt = 2.0 * du0_t + t * d2u0_tt
-    d2D_mm = tt * (d2w0 * s_m * s_m + dw0 * ds_mm)
-    d2D_mt = 2.0 * t * dw0 * s_m + tt * (d2w0 * s_m * s_t + dw0 * ds_mt)
-    d2D_tt = 2.0 * w0 + 4.0 * t * dw0 * s_t + tt * (d2w0 * s_t * s_t + dw0 * ds_tt)
-    d2ls_mm = -0.5 * (d2D_mm / dd - dD_m * dD_m / dd**2)
-    d2ls_mt = -0.5 * (d2D_mt / dd - dD_m * dD_t / dd**2)
-    d2ls_tt = -0.5 * (d2D_tt / dd - dD_t * dD_t / dd**2)
+    (du0_m, du0_t, d2u0_mm, d2u0_mt, d2u0_tt, dls_m, dls_t, d2ls_mm, d2ls_mt,
+     d2ls_tt) = _mode_scale_derivatives(x, n, t, u0, p0, q0)
     dsd_m = sd * dls_m
     dsd_t = sd * dls_t
     d2sd_mm = sd * (d2ls_mm + dls_m * dls_m)
@@ -459,8 +471,22 @@ def maximise_glmm(x, n, mask, theta0, n_agq=7, maxiter=200):
     step, a row converged when ``-H`` is positive definite and the Newton decrement
     ``g' (-H)^-1 g`` is below ``glmm._DECREMENT_TOL``, failed when no damped step
     increases the likelihood or ``|mu|`` or ``|tau|`` exceeds ``glmm._BOUND``), with
-    the analytic Hessian of :func:`aghq_derivatives` in place of central differences:
-    one likelihood evaluation per row and iteration instead of five.
+    two differences:
+
+    * the analytic Hessian of :func:`aghq_derivatives` in place of central
+      differences: one likelihood evaluation per row and iteration instead of five;
+    * a step is accepted when the log-likelihood falls by no more than its rounding
+      error, ``1e-14 (1 + |ll| + sum_i |log C(n_i, x_i)|)`` (each study's term is the
+      difference of two numbers of the size of its log binomial coefficient), where
+      ``glmm._maximise`` allows ``1e-14 (1 + |ll|)``. With large counts (n ~ 1e4) the
+      gain of a Newton step near the maximum is below the rounding of the comparison,
+      and ``fit_glmm`` then rejects steps until it runs out of iterations or damping
+      (e.g. ``tests/test_batch.py::LARGE``).
+
+    The parameters are ``(mu, tau)`` with tau on the whole real line, not ``log tau``:
+    the likelihood is even in tau, so the boundary tau = 0 is an ordinary interior
+    point that ``log tau`` could only approach, and the boundary rules of ``fit_glmm``
+    apply unchanged.
 
     Parameters
     ----------
@@ -480,7 +506,13 @@ def maximise_glmm(x, n, mask, theta0, n_agq=7, maxiter=200):
     """
     theta = theta0.astype(float).copy()
     rows = theta.shape[0]
-    ll, g, hess = aghq_derivatives(x, n, mask, theta[:, 0], theta[:, 1], n_agq)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        ll, g, hess = aghq_derivatives(x, n, mask, theta[:, 0], theta[:, 1], n_agq)
+    # a step is accepted when the log-likelihood does not fall by more than its
+    # rounding error: each study's term is the difference of two numbers of the size
+    # of its log binomial coefficient, which cancel to a few units
+    lchoose = special.gammaln(n + 1) - special.gammaln(x + 1) - special.gammaln(n - x + 1)
+    slack = 1e-14 * (1.0 + np.abs(ll) + np.where(mask, np.abs(lchoose), 0.0).sum(axis=1))
     lam = np.zeros(rows)
     converged = np.zeros(rows, dtype=bool)
     failed = ~np.isfinite(ll)
@@ -510,12 +542,20 @@ def maximise_glmm(x, n, mask, theta0, n_agq=7, maxiter=200):
             rws = act[idx]
             step = _glmm._solve_2x2(a[idx] + lam_act[idx, None, None] * eye, ga[idx])
             big = np.abs(step).max(axis=1)
-            step = step * np.minimum(1.0, _glmm._MAX_STEP / np.maximum(big, 1e-300))[:, None]
+            cap = np.minimum(1.0, _glmm._MAX_STEP / np.maximum(big, 1e-300))
+            step = step * cap[:, None]
             trial = theta[rws] + step
+            # a non-finite trial (the damping overflowed) is rejected unevaluated: NaN
+            # would keep the conditional modes of the whole batch iterating
+            ll_new = np.full(idx.size, np.nan)
+            g_new = np.full((idx.size, 2), np.nan)
+            h_new = np.full((idx.size, 2, 2), np.nan)
+            fin = np.flatnonzero(np.isfinite(trial).all(axis=1))
             with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-                ll_new, g_new, h_new = aghq_derivatives(
-                    x[rws], n[rws], mask[rws], trial[:, 0], trial[:, 1], n_agq)
-            ok = np.isfinite(ll_new) & (ll_new >= ll[rws] - 1e-14 * (1.0 + np.abs(ll[rws])))
+                ll_new[fin], g_new[fin], h_new[fin] = aghq_derivatives(
+                    x[rws[fin]], n[rws[fin]], mask[rws[fin]], trial[fin, 0],
+                    trial[fin, 1], n_agq)
+            ok = np.isfinite(ll_new) & (ll_new >= ll[rws] - slack[rws])
             good = idx[ok]
             theta[act[good]] = trial[ok]
             ll[act[good]] = ll_new[ok]
@@ -553,7 +593,7 @@ def _glmm_homogeneity(x, n, mask):
 
 def _glmm_vt(x, n, mask):
     """metafor's typical within-study variance of the corrected logits (I², H²)."""
-    _, vi, _ = proportion_effects_batch(x, n, mask, measure="PLO",
+    _, vi, _ = _proportion_effects_batch(x, n, mask, measure="PLO",
                                         continuity_correction=0.5)
     w = np.where(mask, 1.0 / np.where(mask, vi, 1.0), 0.0)
     sw = w.sum(axis=1)
@@ -599,10 +639,13 @@ def fit_glmm_batch(events, total, *, level=0.95, ci="z", pi="z", n_agq=7, maxite
     analysis gets NaN for every pooled number, ``converged = False``, ``status = "not
     pooled: GLMM did not converge"`` and the error's message as its warning.
 
-    The maximisation is :func:`maximise_glmm` (analytic Hessian). It reaches the same
-    maximum as ``fit_glmm`` (Newton decrement below 1e-18, i.e. within 1e-9 SE), and the
-    SE comes from the analytic instead of a central-difference Hessian: the results
-    agree with ``fit_glmm`` to about 1e-9 relative (``iterations`` may differ).
+    The maximisation is :func:`maximise_glmm` (analytic Hessian, steps accepted within
+    the rounding error of the log-likelihood). It reaches the same maximum as
+    ``fit_glmm`` (Newton decrement below 1e-18, i.e. within 1e-9 SE), and the SE comes
+    from the analytic instead of a central-difference Hessian: the results agree with
+    ``fit_glmm`` to about 1e-9 relative, 2e-8 at worst (``iterations`` differ). With
+    large counts it also converges where ``fit_glmm`` gives up (see
+    :func:`maximise_glmm`).
 
     Parameters
     ----------
@@ -674,7 +717,7 @@ def _glmm_fit_rows(x, n, mask, *, level, ci, pi, n_agq, maxiter):
     pbar = sx / sn
     mu0 = np.log(pbar) - np.log1p(-pbar)
     # starting points: IV REML on the corrected logits, and the pooled logit with tau = 1
-    yi, vi, _ = proportion_effects_batch(x, n, mask, measure="PLO",
+    yi, vi, _ = _proportion_effects_batch(x, n, mask, measure="PLO",
                                          continuity_correction=0.5)
     tau2_iv = estimate_tau2(yi, vi, "REML").tau2
     w_iv = np.where(mask, 1.0 / (np.where(mask, vi, 1.0) + tau2_iv[:, None]), 0.0)
@@ -701,8 +744,8 @@ def _glmm_fit_rows(x, n, mask, *, level, ci, pi, n_agq, maxiter):
     failure = np.full(f, "", dtype=object)
     for i in np.flatnonzero(at_zero & ~any_conv & higher):
         failure[i] = ("the GLMM likelihood maximisation did not converge from any start "
-                      f"(iterations {its[:, i].tolist()}); tau² = 0 is a local maximum but "
-                      "may not be the global one")
+                      f"(iterations {its[:, i].tolist()}); tau² = 0 is a local maximum "
+                      "but may not be the global one")
     for i in np.flatnonzero(~at_zero & ~any_conv):
         failure[i] = ("the GLMM likelihood maximisation did not converge from any start "
                       f"(iterations {its[:, i].tolist()}, last estimates "
@@ -752,7 +795,10 @@ def _glmm_summary(x, n, mask, k, mu_hat, tau_hat, var_mu, ll_hat, failure, itera
         half = np.where(k >= MIN_K_PI, pcrit * np.sqrt(tau2 + var_mu), np.nan)
         pi_lower, pi_upper = mu_hat - half, mu_hat + half
     vt = _glmm_vt(x, n, mask)
-    u0 = _glmm._modes(x, n, mu_hat, tau_hat)[0]
+    # metafor's log-likelihood: the binomial one at the conditional modes
+    fitted = np.flatnonzero(~failed)
+    u0 = np.zeros(x.shape)
+    u0[fitted] = _glmm._modes(x[fitted], n[fitted], mu_hat[fitted], tau_hat[fitted])[0]
     eta = mu_hat[:, None] + tau_hat[:, None] * u0
     lchoose = special.gammaln(n + 1) - special.gammaln(x + 1) - special.gammaln(n - x + 1)
     ll_cond = np.where(mask, lchoose - x * np.logaddexp(0.0, -eta)
@@ -785,7 +831,8 @@ def _glmm_summary(x, n, mask, k, mu_hat, tau_hat, var_mu, ll_hat, failure, itera
         "ci_lower": ok(mu_hat - crit * se), "ci_upper": ok(mu_hat + crit * se),
         "pi_lower": ok(pi_lower), "pi_upper": ok(pi_upper), "p_value": ok(p_value),
         "tau2": ok(tau2), "tau": ok(tau_hat), "i2": ok(100.0 * tau2 / (vt + tau2)),
-        "h2": ok(tau2 / vt + 1.0), "loglik": ok(ll_hat), "loglik_conditional": ok(ll_cond),
+        "h2": ok(tau2 / vt + 1.0), "loglik": ok(ll_hat),
+        "loglik_conditional": ok(ll_cond),
         "vt": ok(vt), "converged": ~failed, "iterations": iterations,
         "status": np.where(failed, "not pooled: GLMM did not converge", "pooled"),
         "warnings": [tuple(w) for w in warn],

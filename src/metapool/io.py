@@ -947,9 +947,10 @@ def check_config(config: Any, schema: dict[str, Any], file: str) -> list[Issue]:
     analyses = config.get("analyses") if isinstance(config, dict) else None
     for name in analyses if isinstance(analyses, dict) else []:
         if not isinstance(name, str):
+            message = (f"analysis names must be text, but YAML reads this name as "
+                       f"{_describe(name)}; quote it or start it with a letter")
             found.append((_position(config, ["analyses", name]), -1, ["analyses", name],
-                          f"analysis names must be text, but YAML reads this name as "
-                          f"{_describe(name)}; quote it or start it with a letter"))
+                          message))
     found.sort(key=lambda item: item[:2])
     return [Issue(file, None, None, f"{config_key_path(config, path)}: {message}")
             for *_, path, message in found]

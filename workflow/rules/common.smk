@@ -9,42 +9,75 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+
 import metapool
 from metapool.analysis import check_analyses
-from metapool.io import DataError, load_tables
+from metapool.io import (
+    DataError,
+    check_config,
+    check_config_file,
+    format_issues,
+    load_tables,
+)
 
 
 def stop(message):
     """End the run with `message` on stderr and exit status 1, without a traceback."""
-    sys.exit(f"metapool: {message}\nNothing was run.")
+    sys.exit(
+        f"metapool: {message}\n"
+        "The tables and the config are described in config/README.md.\n"
+        "Nothing was run."
+    )
 
 
 # ---- config ----------------------------------------------------------------------------
-# Validated against the schema, which also fills in the defaults of absent keys.
-try:
-    validate(config, schema="../schemas/config.schema.yaml")
-except WorkflowError as e:
-    problem = e.__context__  # the jsonschema ValidationError
-    if problem is None or not hasattr(problem, "absolute_path"):
-        raise
-    where = " -> ".join(str(p) for p in problem.absolute_path) or "(top level)"
-    stop(f"invalid configuration at {where}: {problem.message}")
+# Config files given with --configfile override config/config.yaml: name those.
+CONFIG_FILES = workflow.overwrite_configfiles or workflow.configfiles
+CONFIG_PATH = " + ".join(os.path.relpath(f) for f in CONFIG_FILES) or "config"
+
+# Every problem of the config at once, each with its key path; then the schema fills in
+# the defaults of absent keys. The files themselves must be plain YAML data (no keys
+# given twice, no templates).
+with open(
+    workflow.current_basedir.join("../schemas/config.schema.yaml").get_path_or_uri(
+        secret_free=False
+    ),
+    encoding="utf-8",
+) as schema_file:
+    CONFIG_SCHEMA = yaml.safe_load(schema_file)
+READ_FILES = [*workflow.configfiles, *(workflow.overwrite_configfiles or [])]
+problems = [
+    p
+    for f in dict.fromkeys(os.path.relpath(f) for f in READ_FILES)
+    for p in check_config_file(f)
+]
+problems += check_config(config, CONFIG_SCHEMA, CONFIG_PATH)
+if problems:
+    stop(format_issues(problems, "the config"))
+validate(config, schema="../schemas/config.schema.yaml")
 
 ANALYSES = list(config["analyses"])
 
 # ---- tables ----------------------------------------------------------------------------
 # Load and check the tables now, so that a bad row stops the run before any job runs.
 # The pool jobs read the same files again (they are the jobs' inputs).
-# Config files given with --configfile override config/config.yaml: name those.
-CONFIG_FILES = workflow.overwrite_configfiles or workflow.configfiles
 try:
-    check_analyses(
-        load_tables(**config["tables"]),
-        config,
-        config_path=" + ".join(os.path.relpath(f) for f in CONFIG_FILES) or "config",
-    )
+    TABLES = load_tables(**config["tables"])
 except DataError as e:
-    stop(f"{e}\nThe tables and the config are described in config/README.md.")
+    stop(e)
+try:
+    check_analyses(TABLES, config, config_path=CONFIG_PATH)
+except DataError as e:
+    stop(format_issues(e.issues, "the config"))
+if TABLES.warnings:
+    print(
+        f"metapool: {len(TABLES.warnings)} warning(s) in the input tables "
+        "(the run goes on):",
+        *(f"  - warning: {w}" for w in TABLES.warnings),
+        sep="\n",
+        file=sys.stderr,
+    )
 
 
 # Analysis names become directory names; they are restricted by the schema and here
@@ -92,8 +125,21 @@ def analysis_outputs():
             "sensitivity.csv",
             "forest.svg",
             "forest.png",
+            "forest.pdf",
+            *[
+                f"{figure}.{ext}"
+                for figure in ("funnel", "leave_one_out", "cumulative", "sensitivity")
+                for ext in ("svg", "png", "pdf")
+            ],
         ],
     )
+
+
+def prisma_outputs():
+    """The PRISMA diagram files, when there are counts to draw them from."""
+    if os.path.exists(config.get("prisma", "config/prisma.yaml")):
+        return expand("results/prisma.{ext}", ext=["svg", "png", "pdf"])
+    return []
 
 
 def analysis_labels(wildcards):

@@ -21,6 +21,16 @@ influence tables (collapsible ``<details>`` that print expanded), small-study ef
 (the caveat always, the reason when not computed), the meta-regression when configured,
 and the included, excluded and ongoing studies. A document without the secondary
 sections (an older one) renders without them.
+
+Before the analyses, the page has the report-level sections a manuscript needs
+(:mod:`metapool.report.sections`): the summary of findings (one row per outcome with
+the GRADE certainty from the config and footnoted reasons), what changed since the
+previous recorded run (:mod:`metapool.history`), the statistical methods assembled from
+every analysis' settings, the PRISMA flow diagram, every warning of the run, and the
+data provenance (input hashes, each study with its DOI and what each analysis did with
+it). A survival analysis also shows its hazard-ratio conversion log (PRISMA 2020 item
+13b). Figures beside the forest plot (funnel, leave-one-out, cumulative, sensitivity)
+are embedded in their sections when given and left out otherwise.
 """
 
 from __future__ import annotations
@@ -66,8 +76,18 @@ from metapool.formatting import (
     p_phrase,
     weight_basis,
 )
+from metapool.report.sections import (
+    changes_section,
+    check_grade,
+    conversion_log,
+    grade_cells,
+    outcome_labels,
+    provenance_section,
+    statistical_methods,
+    warnings_section,
+)
 
-__all__ = ["REQUIRED_KEYS", "render_report", "write_report"]
+__all__ = ["EXTRA_FIGURES", "REQUIRED_KEYS", "render_report", "write_report"]
 
 #: Top-level keys every analysis document must have.
 REQUIRED_KEYS = (
@@ -88,6 +108,16 @@ REQUIRED_KEYS = (
 )
 
 _TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+
+#: Figures an analysis section embeds besides its forest plot (``extra_figures``), with
+#: the alt text and caption of each (the analysis title is appended).
+EXTRA_FIGURES = {
+    "funnel": ("Funnel plot", "Funnel plot"),
+    "leave_one_out": ("Leave-one-out plot", "Leave-one-out meta-analysis"),
+    "cumulative": ("Cumulative forest plot", "Cumulative meta-analysis"),
+    "sensitivity": ("Sensitivity plot", "Sensitivity analyses"),
+}
+
 
 def _dash(value: Any) -> Any:
     """Jinja filter: the value itself, or ``"—"`` when missing."""
@@ -220,11 +250,15 @@ def _methods_paragraphs(text: Any) -> list[str]:
     return [p.strip() for p in re.split(r"\n\s*\n", str(text)) if p.strip()]
 
 
-def _software(docs: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """Union of the documents' software versions, sorted by package name."""
+def _software(
+    docs: Sequence[Mapping[str, Any]], extra: Mapping[str, Any] | None = None
+) -> list[tuple[str, str]]:
+    """Union of the documents' software versions and ``extra``, sorted by package name."""
     versions: dict[str, list[str]] = {}
-    for doc in docs:
-        for pkg, ver in (doc.get("software") or {}).items():
+    for source in [*(doc.get("software") or {} for doc in docs), extra or {}]:
+        for pkg, ver in source.items():
+            if is_missing(ver):
+                continue
             seen = versions.setdefault(str(pkg), [])
             if str(ver) not in seen:
                 seen.append(str(ver))
@@ -838,7 +872,28 @@ def _weights_note(doc: Mapping[str, Any], basis: str, subgrouped: bool) -> tuple
     return False, ""
 
 
-def _context(doc: Mapping[str, Any], figure: Any, anchor: str) -> dict[str, Any]:
+def _extra_figures(doc: Mapping[str, Any], figures: Mapping[str, Any] | None) -> dict:
+    """``{kind: {"uri", "alt", "caption"} or None}`` for every kind of
+    :data:`EXTRA_FIGURES` (None: not given)."""
+    out: dict[str, Any] = dict.fromkeys(EXTRA_FIGURES)
+    for kind, figure in (figures or {}).items():
+        if kind not in EXTRA_FIGURES:
+            raise ValueError(
+                f"unknown figure kind {kind!r} for {doc['analysis']!r} "
+                f"(one of {', '.join(EXTRA_FIGURES)})"
+            )
+        uri = _figure_uri(figure)
+        if uri is None:
+            continue
+        alt, caption = EXTRA_FIGURES[kind]
+        out[kind] = {"uri": uri, "alt": f"{alt}: {doc['title']}",
+                     "caption": f"{caption}: {doc['title']}."}
+    return out
+
+
+def _context(
+    doc: Mapping[str, Any], figure: Any, anchor: str, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Everything the template needs for one analysis section."""
     measure = str(doc["measure"])
     models = list(doc["models"])
@@ -933,6 +988,9 @@ def _context(doc: Mapping[str, Any], figure: Any, anchor: str) -> dict[str, Any]
         "secondary_model": _text(methods.get("secondary_model"))
         if _present(methods.get("secondary_model"))
         else "",
+        "extra": _extra_figures(doc, extra),
+        "conversions": conversion_log(doc),
+        "tau2_short": fmt_tau2(overall.get("tau2")),
     }
 
 
@@ -974,6 +1032,14 @@ def render_report(
     *,
     title: str,
     generated_note: str = "",
+    extra_figures: Mapping[str, Mapping[str, Any]] | None = None,
+    prisma: Any = None,
+    grade: Mapping[str, Any] | None = None,
+    changes: Mapping[str, Any] | None = None,
+    software: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, str] | None = None,
+    study_records: Sequence[Mapping[str, Any]] | None = None,
+    table_warnings: Sequence[str] | None = None,
 ) -> str:
     """Render analysis documents into one self-contained HTML page.
 
@@ -990,6 +1056,29 @@ def render_report(
     generated_note : str, optional
         Free text for the footer (e.g. the workflow version). Nothing time-dependent is
         added by this function, so equal inputs give identical output.
+    extra_figures : mapping, optional
+        ``{analysis slug: {kind: figure}}`` with kinds of :data:`EXTRA_FIGURES`
+        (funnel, leave_one_out, cumulative, sensitivity); each is embedded in its
+        section. Absent figures are left out.
+    prisma : figure, optional
+        The PRISMA 2020 flow diagram, shown under "Study selection".
+    grade : mapping, optional
+        GRADE judgements, config ``report.grade``: ``{analysis: {certainty, reasons}}``
+        (:func:`metapool.report.sections.check_grade`). Analyses without one say "not
+        assessed".
+    changes : mapping, optional
+        What changed since the previous recorded run (``results/changes.json``,
+        :func:`metapool.history.compare`); without it the section is left out.
+    software : mapping, optional
+        ``{package: version}`` of the software besides the documents' own (Python,
+        Snakemake, the report renderers).
+    inputs : mapping, optional
+        ``{path: sha256}`` of the input tables, for the provenance section.
+    study_records : sequence of mapping, optional
+        Rows of ``studies.csv`` for the provenance section (title, journal, DOI, PMID,
+        registration); without them the studies come from the documents.
+    table_warnings : sequence of str, optional
+        Warnings of the input-table checks.
 
     Returns
     -------
@@ -999,21 +1088,58 @@ def render_report(
     Raises
     ------
     ValueError
-        When a document lacks a required top-level key or has no pooled rows.
+        When a document lacks a required top-level key or has no pooled rows, a GRADE
+        judgement is malformed, or a figure kind is unknown.
     """
     used: set[str] = set()
     sections = []
+    extra_figures = extra_figures or {}
     for doc in docs:
         _check_doc(doc)
         slug = str(doc["analysis"])
-        sections.append(_context(doc, figures.get(slug), _anchor(slug, used)))
+        sections.append(
+            _context(doc, figures.get(slug), _anchor(slug, used), extra_figures.get(slug))
+        )
+    names = [str(doc["analysis"]) for doc in docs]
+    grades = check_grade(grade, names)
+    cells, footnotes = grade_cells(names, grades)
+    labels = outcome_labels(docs)
+    for s in sections:
+        s["grade"] = cells[str(s["doc"]["analysis"])]
+        s["label"] = labels[str(s["doc"]["analysis"])]
+    anchors = {str(s["doc"]["analysis"]): s["anchor"] for s in sections}
+    versions = _software(docs, software)
     template = _environment().get_template("report.html")
     return template.render(
         title=title,
         generated_note=generated_note,
         sections=sections,
-        software=_software(docs),
+        software=versions,
         dash=DASH,
+        grade_footnotes=footnotes,
+        sof_level=(f"{sections[0]['level']} " if len({s["level"] for s in sections}) == 1
+                   and sections else ""),
+        graded=any(c["assessed"] for c in cells.values()),
+        changes=changes_section(
+            changes,
+            anchors,
+            {
+                str(s["doc"]["analysis"]): bool(s["extra"]["cumulative"] or s["cumulative"])
+                for s in sections
+            },
+        ),
+        statistical_methods=statistical_methods(
+            docs, versions, graded=any(c["assessed"] for c in cells.values())
+        ),
+        prisma_uri=_figure_uri(prisma),
+        run_warnings=warnings_section(
+            docs,
+            {str(s["doc"]["analysis"]): s["warnings"] for s in sections},
+            anchors,
+            table_warnings,
+        ),
+        provenance=provenance_section(docs, study_records, inputs),
+        run_id=(str(changes.get("run_id")) if changes and changes.get("run_id") else ""),
     )
 
 
@@ -1023,23 +1149,27 @@ def write_report(
     out_path: str | os.PathLike[str],
     *,
     title: str,
-    generated_note: str = "",
+    **options: Any,
 ) -> Path:
     """Render the report and write it as UTF-8 with ``\\n`` line endings.
 
     Parameters
     ----------
-    docs, figures, title, generated_note
+    docs, figures, title
         As for :func:`render_report`.
     out_path : path-like
         Output HTML file; parent directories are created.
+    **options
+        The keyword options of :func:`render_report` (``generated_note``,
+        ``extra_figures``, ``prisma``, ``grade``, ``changes``, ``software``, ``inputs``,
+        ``study_records``, ``table_warnings``).
 
     Returns
     -------
     pathlib.Path
         The written path.
     """
-    html = render_report(docs, figures, title=title, generated_note=generated_note)
+    html = render_report(docs, figures, title=title, **options)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8", newline="\n") as fh:
