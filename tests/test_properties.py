@@ -305,12 +305,6 @@ def test_edge_cases_proportions_have_no_nan(case, method):
             check_invariants(res, "natural")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect reported to the lead: with identical effects the HKSJ SE is 0 and "
-    "PoolResult.stat is +/-inf (JSON cannot hold it); fit_batch should report stat "
-    "(and the HKSJ test) as None when se == 0",
-)
 def test_identical_effects_hksj_stat_is_finite_or_none():
     d = pool_generic([0.25, 0.25, 0.25], [0.2, 0.2, 0.2], method="REML", ci="hksj").to_dict()
     assert d["stat"] is None or math.isfinite(d["stat"])
@@ -327,13 +321,7 @@ DEGENERATE = {
 }
 PROFILES = ("cochrane2025", "revman5", "metafor", "meta")
 GLMM_PROFILES = ("cochrane2025", "meta")
-KNOWN = {  # defects reported to the lead, with the fix (see the report)
-    "identical": "secondary analyses under HKSJ give stat = -inf and influence "
-    "cook_d/cov_r = inf for identical effects: write_analysis_outputs then raises "
-    "(allow_nan=False); analysis._none should map every non-finite float to None",
-    "no_events": "panels.subgroup_tests assumes a GLMM subgroup fit is None only for a "
-    "single study; a subgroup with no events (GLMM not pooled) raises ValueError",
-}
+KNOWN = {}  # defects found here were fixed (non-finite numbers, GLMM subgroup fallback)
 
 
 def _degenerate_tables(tmp_path: Path, edits: dict):

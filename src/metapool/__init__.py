@@ -10,6 +10,7 @@ and :mod:`metapool.bias`; :data:`PROFILES` holds the named method profiles. See
 __version__ = "0.1.0"
 
 from .pooling import PoolResult, pool_generic, pool_proportions  # noqa: E402
+from .batch import pool_generic_batch, pool_proportions_batch  # noqa: E402
 from .glmm import GLMMConvergenceError, GLMMResult, fit_glmm  # noqa: E402
 from .profiles import PROFILES  # noqa: E402
 
@@ -20,6 +21,8 @@ __all__ = [
     "PoolResult",
     "fit_glmm",
     "pool_generic",
+    "pool_generic_batch",
     "pool_proportions",
+    "pool_proportions_batch",
     "__version__",
 ]

@@ -352,7 +352,9 @@ def _none(x):
     if x is None or x is pd.NA:
         return None
     if isinstance(x, (float, np.floating)):
-        return None if math.isnan(x) else float(x)
+        # a non-finite number (e.g. an infinite influence statistic) is not a value a
+        # table or JSON can hold: reported as absent
+        return float(x) if math.isfinite(x) else None
     if isinstance(x, (np.integer,)):
         return int(x)
     return x

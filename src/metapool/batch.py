@@ -27,7 +27,7 @@ from scipy import special, stats
 from . import glmm as _glmm
 from .effects import PROPORTION_MEASURES, proportion_effects
 from .estimators import estimate_tau2
-from .pooling import MIN_K_PI, back_transform, fit_batch
+from .pooling import MIN_K_PI, back_transform, batch_labels, fit_batch
 
 __all__ = [
     "GLMM_KEYS",
@@ -48,8 +48,6 @@ GLMM_KEYS = ("q_lrt", "q_lrt_p", "loglik", "loglik_conditional", "vt", "converge
              "iterations")
 #: Keys back-transformed to the natural scale (``natural_<key>``).
 NATURAL_KEYS = ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper")
-_TAU2_CI_KEYS = ("tau2_lower", "tau2_upper", "i2_lower", "i2_upper", "h2_lower",
-                 "h2_upper")
 
 _SINGLE = "not pooled: single study"
 _K1 = "k = 1: the single study is reported on its own, not pooled"
@@ -118,52 +116,14 @@ def _counts(events, total):
 
 
 def _fit_iv(y, v, *, method, ci, pi, level, i2, tau2_ci):
-    """:func:`fit_batch` with the Q-profile CI of tau² optional.
-
-    ``fit_batch`` always computes the Q-profile limits; with ``tau2_ci=False`` they are
-    set to NaN here, and their cost is still paid until ``fit_batch`` takes the
-    switch itself (proposed: ``benchmarks/proposed/pooling-tau2-ci.patch``).
-    """
-    fit = fit_batch(y, v, method=method, ci=ci, pi=pi, level=level, i2=i2)
-    if not tau2_ci:
-        nan = np.full(len(fit["k"]), np.nan)
-        for key in _TAU2_CI_KEYS:
-            fit[key] = nan
-    return fit
+    """:func:`fit_batch`, the Q-profile CI of tau² computed only with ``tau2_ci``."""
+    return fit_batch(y, v, method=method, ci=ci, pi=pi, level=level, i2=i2,
+                     tau2_ci=tau2_ci)
 
 
 def _iv_labels(fit, method):
-    """Status and warnings per analysis of a :func:`fit_batch` result.
-
-    The same texts, in the same order, as :func:`metapool.pooling.result_from_batch`.
-
-    Parameters
-    ----------
-    fit : dict of ndarray
-        A :func:`fit_batch` result.
-    method : str
-        The tau² estimator (named in the fallback warning).
-
-    Returns
-    -------
-    status : ndarray of str
-    warnings : list of tuple of str
-    """
-    k = np.asarray(fit["k"])
-    m = len(k)
-    single = k < 2
-    status = np.where(single, _SINGLE, "pooled").astype(object)
-    fallback = (f"{method} did not converge; tau² taken from the DerSimonian-Laird "
-                "estimator instead (fallback)")
-    flags = [(single, _K1), (~single & fit["fallback"], fallback), (k == 2, _K2),
-             (~single & fit["hksj_narrower"], _HKSJ)]
-    warnings = [()] * m
-    any_flag = np.zeros(m, dtype=bool)
-    for flag, _ in flags:
-        any_flag |= flag
-    for i in np.flatnonzero(any_flag):
-        warnings[i] = warnings[i] + tuple(text for flag, text in flags if flag[i])
-    return status, warnings
+    """Status and warnings per analysis: :func:`metapool.pooling.batch_labels`."""
+    return batch_labels(fit, method)
 
 
 def _assemble(fit, measure, n_harmonic=None):

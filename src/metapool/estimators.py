@@ -111,6 +111,8 @@ def wls_fit(y, X, w):
 
     Rows whose ``X'WX`` is singular (fewer studies than coefficients) get NaN.
     """
+    if X.shape[-1] == 1:
+        return _wls_fit_1(y, X[..., 0], w)
     A = np.einsum("mkp,mk,mkq->mpq", X, w, X)
     b = np.einsum("mkp,mk,mk->mp", X, w, y)
     det_ok = np.linalg.matrix_rank(A) == A.shape[-1]
@@ -129,6 +131,26 @@ def wls_fit(y, X, w):
     tr_pp = (sum_w2 - 2.0 * np.trace(cov @ B3, axis1=1, axis2=2)
              + np.trace(cb2 @ cb2, axis1=1, axis2=2))
     return WLSFit(beta, cov, resid, py, (w * resid**2).sum(axis=1),
+                  (py**2).sum(axis=1), tr_p, tr_pp, sum_w, sum_w2)
+
+
+def _wls_fit_1(y, x, w):
+    """:func:`wls_fit` with one coefficient: the p x p algebra is scalar."""
+    xw = x * w
+    a = (xw * x).sum(axis=1)
+    ok = a > 0  # rank 1 (w >= 0, so a is 0 only without a study)
+    cov = np.where(ok, 1.0 / np.where(ok, a, 1.0), np.nan)
+    beta = cov * (xw * y).sum(axis=1)
+    resid = np.where(w > 0, y - x * beta[:, None], 0.0)
+    py = w * resid
+    w2 = w * w
+    xx = x * x
+    cb2 = cov * (w2 * xx).sum(axis=1)
+    sum_w = w.sum(axis=1)
+    sum_w2 = w2.sum(axis=1)
+    tr_p = sum_w - cb2
+    tr_pp = sum_w2 - 2.0 * cov * (w2 * w * xx).sum(axis=1) + cb2 * cb2
+    return WLSFit(beta[:, None], cov[:, None, None], resid, py, (w * resid**2).sum(axis=1),
                   (py**2).sum(axis=1), tr_p, tr_pp, sum_w, sum_w2)
 
 
@@ -175,18 +197,20 @@ def _fisher(y, v, X, mask, df, start, method):
     converged = ~active
     iterations = np.zeros(len(tau2), dtype=int)
 
-    def step(rows, t):
-        fit = wls_fit(y[rows], X[rows], _weights(v[rows], mask[rows], t))
+    def step(yr, vr, Xr, mr, t):
+        fit = wls_fit(yr, Xr, _weights(vr, mr, t))
         if method == "REML":
             return (fit.ypp_y - fit.tr_p) / fit.tr_pp
         return (fit.ypp_y - fit.sum_w) / fit.sum_w2
 
+    # the rows still iterating, compacted as they converge (cost O(active) per step)
+    idx = np.flatnonzero(active)
+    yr, vr, Xr, mr = y[idx], v[idx], X[idx], mask[idx]
+    old = tau2[idx]
     for it in range(1, _MAXITER + 1):
-        todo = active & ~converged
-        if not todo.any():
+        if idx.size == 0:
             break
-        old = tau2[todo]
-        adj = step(todo, old)
+        adj = step(yr, vr, Xr, mr, old)
         # step halving keeps tau² non-negative; at the boundary with a negative score
         # the step shrinks to nothing and the estimate stays at 0
         for _ in range(64):
@@ -195,15 +219,20 @@ def _fisher(y, v, X, mask, df, start, method):
                 break
             adj = np.where(neg, adj / 2.0, adj)
         new = np.maximum(old + adj, 0.0)
-        tau2[todo] = new
-        iterations[todo] = it
-        idx = np.flatnonzero(todo)
-        converged[idx[np.abs(new - old) <= _TOL * np.maximum(1.0, old)]] = True
+        tau2[idx] = new
+        iterations[idx] = it
+        done = np.abs(new - old) <= _TOL * np.maximum(1.0, old)
+        converged[idx[done]] = True
+        if done.any():
+            keep = ~done
+            idx, yr, vr, Xr, mr, new = idx[keep], yr[keep], vr[keep], Xr[keep], mr[keep], \
+                new[keep]
+        old = new
     # Fisher scoring only approaches the boundary geometrically: where the score at
     # tau² = 0 is not positive and the iterate is (numerically) 0, the estimate is 0
     near0 = active & (tau2 < 1e-8)
     if near0.any():
-        at0 = step(near0, np.zeros(int(near0.sum())))
+        at0 = step(y[near0], v[near0], X[near0], mask[near0], np.zeros(int(near0.sum())))
         tau2[np.flatnonzero(near0)[at0 <= 0]] = 0.0
     return tau2, converged, iterations
 
@@ -240,14 +269,14 @@ def solve_generalised_q(y, v, X, mask, target):
         idx = np.flatnonzero(todo)[short]
         lo[idx] = hi[idx]
         hi[idx] *= 10.0
+    idx = np.flatnonzero(~converged)
+    yr, vr, Xr, mr, tg = y[idx], v[idx], X[idx], mask[idx], target[idx]
     for it in range(1, _MAXITER + 1):
-        todo = ~converged
-        if not todo.any():
+        if idx.size == 0:
             break
-        t = tau2[todo]
-        fit = wls_fit(y[todo], X[todo], _weights(v[todo], mask[todo], t))
-        f = fit.q - target[todo]
-        idx = np.flatnonzero(todo)
+        t = tau2[idx]
+        fit = wls_fit(yr, Xr, _weights(vr, mr, t))
+        f = fit.q - tg
         lo[idx] = np.where(f > 0, np.maximum(lo[idx], t), lo[idx])
         hi[idx] = np.where(f < 0, np.minimum(hi[idx], t), hi[idx])
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -256,7 +285,12 @@ def solve_generalised_q(y, v, X, mask, target):
         new = np.where(bad, (lo[idx] + hi[idx]) / 2.0, new)
         tau2[idx] = new
         iterations[idx] = it
-        converged[idx[np.abs(new - t) <= _TOL * np.maximum(1.0, t)]] = True
+        done = np.abs(new - t) <= _TOL * np.maximum(1.0, t)
+        converged[idx[done]] = True
+        if done.any():
+            keep = ~done
+            idx, yr, vr, Xr, mr, tg = idx[keep], yr[keep], vr[keep], Xr[keep], mr[keep], \
+                tg[keep]
     return tau2, converged, iterations
 
 

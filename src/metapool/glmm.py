@@ -206,11 +206,13 @@ def _modes(x, n, mu, tau, tol=1e-14, maxiter=200):
             new = u + step
             small = np.abs(step) <= tol * (1.0 + np.abs(u))
             newton = (new > lo) & (new < hi) & (np.abs(step) <= 0.5 * prev)
-            nxt = np.where(small | newton, new, 0.5 * (lo + hi))
+            # a converged element stays where it is: iterating it further while other
+            # elements (or rows) converge could move it off by a bisection step
+            nxt = np.where(done, u, np.where(small | newton, new, 0.5 * (lo + hi)))
             prev = np.abs(nxt - u)
             u = nxt
             # converged: a negligible Newton step, or a bracket at rounding width
-            done = small | (hi - lo <= 4.0 * np.finfo(float).eps * (1.0 + np.abs(u)))
+            done |= small | (hi - lo <= 4.0 * np.finfo(float).eps * (1.0 + np.abs(u)))
             if done.all():
                 break
     return u, done.all(axis=1) & np.isfinite(u).all(axis=1)
@@ -798,115 +800,23 @@ def fit_glmm(events, total, *, level=0.95, ci="z", pi="z", n_agq=7, maxiter=200)
     (1.3766, 0.2884, 0.5893)
     """
     x, n = _validate(events, total, level, ci, pi, n_agq, maxiter)
-    k = int(x.size)
-    opts = {"ci": ci, "pi": pi, "level": level, "n_agq": n_agq}
-    if k == 1:
-        return _not_pooled(1, "single study",
-                           ["k = 1: the single study is reported on its own, not pooled"],
-                           converged=True, **opts)
-    q_stats = _homogeneity_tests(x, n)
-    inner = (x > 0) & (x < n)
-    if not inner.any():
-        if np.all(x == 0):
-            reason = ("every study has 0 events; the GLMM likelihood has no finite "
-                      "maximum (pooled logit -> -infinity)")
-        elif np.all(x == n):
-            reason = ("every study has all events; the GLMM likelihood has no finite "
-                      "maximum (pooled logit -> +infinity)")
-        else:
-            reason = ("every study has 0 or all events; the GLMM likelihood has no "
-                      "finite maximum (tau² -> infinity)")
-        return _not_pooled(k, reason, [], converged=False, q_stats=q_stats, **opts)
+    from .batch import fit_glmm_batch  # the batch of one (imports this module)
 
-    xs, ns = x[None, :], n[None, :]
-    mask = np.ones_like(xs, dtype=bool)
-    pbar = x.sum() / n.sum()
-    mu0 = math.log(pbar) - math.log1p(-pbar)
-    # starting points: IV REML on the corrected logits, and the pooled logit with tau = 1
-    eff = proportion_effects(x, n)
-    tau2_iv = float(estimate_tau2(eff.yi, eff.vi, "REML").tau2[0])
-    w_iv = 1.0 / (eff.vi + tau2_iv)
-    mu_iv = float((w_iv * eff.yi).sum() / w_iv.sum())
-    starts = np.array([[mu_iv, max(math.sqrt(tau2_iv), 0.2)], [mu0, 1.0]])
-    theta, ll, conv, its = _maximise(np.repeat(xs, 2, 0), np.repeat(ns, 2, 0),
-                                     np.repeat(mask, 2, 0), starts, n_agq, maxiter)
-    iterations = int(its.sum())
+    out = fit_glmm_batch(x[None], n[None], level=level, ci=ci, pi=pi, n_agq=n_agq,
+                         maxiter=maxiter)
+    status = str(out["status"][0])
+    if status == "not pooled: GLMM did not converge":
+        raise GLMMConvergenceError(out["warnings"][0][0])
 
-    ll0 = float(_aghq(xs, ns, mask, np.array([mu0]), np.array([0.0]), n_agq, False)[0][0])
-    boundary_max = _tau_curvature_at_zero(x, n) <= 0.0
-    best = None
-    if conv.any():
-        i = int(np.argmax(np.where(conv, ll, -np.inf)))
-        best = i
-    tie = _LL_TIE * (1.0 + abs(ll0))
-    if boundary_max and (best is None or ll[best] <= ll0 + tie):
-        if best is None and not np.all(ll[np.isfinite(ll)] <= ll0 + tie):
-            raise GLMMConvergenceError(
-                "the GLMM likelihood maximisation did not converge from any start "
-                f"(iterations {its.tolist()}); tau² = 0 is a local maximum but may not "
-                "be the global one")
-        mu_hat, tau_hat, ll_hat = mu0, 0.0, ll0
-        var_mu = 1.0 / (pbar * (1.0 - pbar) * n.sum())
-    elif best is None:
-        raise GLMMConvergenceError(
-            "the GLMM likelihood maximisation did not converge from any start "
-            f"(iterations {its.tolist()}, last estimates {theta.tolist()})")
-    else:
-        mu_hat, tau_hat, ll_hat = float(theta[best, 0]), abs(float(theta[best, 1])), \
-            float(ll[best])
-        th = np.array([[mu_hat, tau_hat]])
-        info = -_hessian(xs, ns, mask, th, n_agq)[0]
-        if _eig_min_2x2(info[None])[0] <= 0:  # pragma: no cover - checked at convergence
-            raise GLMMConvergenceError("the GLMM maximum has a singular information "
-                                       "matrix")
-        var_mu = info[1, 1] / (info[0, 0] * info[1, 1] - info[0, 1] * info[1, 0])
-    if not (np.isfinite(mu_hat) and np.isfinite(var_mu) and var_mu > 0):
-        raise GLMMConvergenceError("the GLMM fit gave a non-finite estimate or SE")
+    def number(key):
+        value = float(out[key][0])
+        return None if math.isnan(value) else value
 
-    tau2 = tau_hat * tau_hat
-    se = math.sqrt(var_mu)
-    stat = mu_hat / se
-    alpha = 1.0 - level
-    df = k - 1
-    if ci == "t":
-        crit = float(stats.t.ppf(1.0 - alpha / 2.0, df))
-        p_value = float(2.0 * stats.t.sf(abs(stat), df))
-    else:
-        crit = float(stats.norm.ppf(1.0 - alpha / 2.0))
-        p_value = float(2.0 * stats.norm.sf(abs(stat)))
-    pi_lower = pi_upper = None
-    if pi != "none" and k >= MIN_K_PI:
-        pcrit = float(stats.t.ppf(1.0 - alpha / 2.0, df)) if pi == "t" else \
-            float(stats.norm.ppf(1.0 - alpha / 2.0))
-        half = pcrit * math.sqrt(tau2 + var_mu)
-        pi_lower, pi_upper = mu_hat - half, mu_hat + half
-    vt = float(_typical_variance(x, n))
-    u0 = _modes(xs, ns, np.array([mu_hat]), np.array([tau_hat]))[0]
-    eta = mu_hat + tau_hat * u0[0]
-    lchoose = special.gammaln(n + 1) - special.gammaln(x + 1) - special.gammaln(n - x + 1)
-    ll_cond = float((lchoose - x * np.logaddexp(0.0, -eta)
-                     - (n - x) * np.logaddexp(0.0, eta)).sum())
-    q, q_lrt = q_stats
-    warnings = []
-    if n_agq < 50 and tau_hat > 0:
-        finer = 2 * n_agq + 1
-        ll_fine = float(_aghq(xs, ns, mask, np.array([mu_hat]), np.array([tau_hat]),
-                              finer, False)[0][0])
-        if abs(ll_fine - ll_hat) > _AGQ_WARN:
-            warnings.append(
-                f"the {n_agq}-point quadrature is coarse at this estimate: the "
-                f"log-likelihood changes by {ll_fine - ll_hat:+.3g} with {finer} points, "
-                "so the GLMM estimates depend on the number of quadrature points "
-                f"(tau² = {tau_hat * tau_hat:.3g})")
-    if k == 2:
-        warnings.append("k = 2: tau² rests on two studies and no prediction interval "
-                        "is given")
+    numbers = ("estimate", "se", "stat", "ci_lower", "ci_upper", "pi_lower", "pi_upper",
+               "p_value", "tau2", "i2", "h2", "q", "q_p", "q_lrt", "q_lrt_p", "loglik",
+               "loglik_conditional", "vt")
     return GLMMResult(
-        k=k, estimate=mu_hat, se=se, stat=stat, ci_lower=mu_hat - crit * se,
-        ci_upper=mu_hat + crit * se, pi_lower=pi_lower, pi_upper=pi_upper,
-        p_value=p_value, tau2=tau2, i2=100.0 * tau2 / (vt + tau2), h2=tau2 / vt + 1.0,
-        q=q, q_df=df, q_p=float(stats.chi2.sf(q, df)), q_lrt=q_lrt,
-        q_lrt_p=float(stats.chi2.sf(q_lrt, df)), loglik=ll_hat,
-        loglik_conditional=ll_cond, vt=vt, converged=True, iterations=iterations,
-        ci=ci, pi=pi, level=float(level), n_agq=int(n_agq), status="pooled",
-        warnings=tuple(warnings))
+        **{key: number(key) for key in numbers}, k=int(out["k"][0]),
+        q_df=int(out["q_df"][0]), converged=bool(out["converged"][0]),
+        iterations=int(out["iterations"][0]), ci=ci, pi=pi, level=float(level),
+        n_agq=int(n_agq), status=status, warnings=tuple(out["warnings"][0]))

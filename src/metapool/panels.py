@@ -173,7 +173,14 @@ def subgroup_tests(yi, vi, groups, iv, *, glmm_fits=None):
                                       measure=iv["measure"])
     tests = {t["test"]: dict(t, model=describe_model(iv))
              for t in sub.to_dict("model")["tests"]}
-    if glmm_fits is not None and tests["separate_tau2"].get("statistic") is not None:
+    sizes = {level: sum(1 for g in groups if g == level) for level in set(groups)}
+    usable = glmm_fits is not None and all(
+        fit is not None or sizes[level] == 1 for level, fit in glmm_fits.items())
+    if glmm_fits is not None and not usable:
+        # a subgroup's GLMM could not be fitted (e.g. no events): the inverse-variance
+        # test stands, and says so
+        tests["separate_tau2"]["model"] += " (a subgroup's GLMM could not be fitted)"
+    if usable and tests["separate_tau2"].get("statistic") is not None:
         ests, ses = [], []
         for level in sorted(glmm_fits):
             fit = glmm_fits[level]

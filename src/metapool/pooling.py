@@ -70,7 +70,8 @@ def _check_options(method, ci, pi, level, i2="tau2"):
         raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}")
 
 
-def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95, i2="tau2"):
+def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95, i2="tau2",
+              tau2_ci=True):
     """Fit random-effects models to a batch of meta-analyses at once.
 
     Parameters
@@ -96,6 +97,9 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95, i2="tau2"):
         I² and H² from tau² (metafor; their Q-profile limits follow from tau²'s) or from
         Q (``max(0, (Q - df) / Q)``, ``Q / df``; no CI). For the common-effect model I²
         is always Q-based, as in metafor.
+    tau2_ci : bool
+        Compute the Q-profile CI of tau² (and the I², H² limits from it); NaN when
+        False.
 
     Returns
     -------
@@ -143,9 +147,11 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95, i2="tau2"):
     se_wald = np.sqrt(1.0 / sw)
     alpha = 1.0 - level
     dfp = np.maximum(df, 1)
+    s2_scale = np.ones(len(k))
     if ci in ("hksj", "hksj_adhoc"):
         with np.errstate(divide="ignore", invalid="ignore"):
             s2_hk = (w * np.where(mask, yz - mu[:, None], 0.0) ** 2).sum(axis=1) / df
+        s2_scale = s2_hk
         if ci == "hksj_adhoc":
             s2_hk = np.maximum(s2_hk, 1.0)
         se = np.sqrt(s2_hk / sw)
@@ -167,6 +173,12 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95, i2="tau2"):
     ci_upper = mu + crit * se
     z_crit = stats.norm.ppf(1 - alpha / 2)
     hksj_narrower = (ci == "hksj") & (se * crit < se_wald * z_crit)
+    # identical effects under HKSJ: the scale factor is 0, so is the SE; no test exists
+    # (the scale factor is dimensionless: below 1e-20 the effects are identical up to
+    # rounding, whatever the scale of the SEs)
+    hksj_zero = (ci == "hksj") & (s2_scale <= 1e-20)
+    stat = np.where(hksj_zero, np.nan, stat)
+    p_value = np.where(hksj_zero, np.nan, p_value)
 
     if pi == "none":
         pi_lower = pi_upper = np.full(len(k), np.nan)
@@ -187,7 +199,7 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95, i2="tau2"):
 
     # Q-profile CI for tau² (Viechtbauer 2007): the tau² values at which the
     # generalised Q statistic equals the chi² quantiles with k - 1 df
-    if method == "FE":
+    if method == "FE" or not tau2_ci:
         tau2_lower = tau2_upper = np.full(len(k), np.nan)
     else:
         yp, vp, Xp, maskp = prepare(y, v)
@@ -236,6 +248,7 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95, i2="tau2"):
         "iterations": tau.iterations,
         "fallback": fallback,
         "hksj_narrower": hksj_narrower & pooled,
+        "hksj_zero": hksj_zero & pooled,
     }
 
 
@@ -418,30 +431,51 @@ class PoolResult:
         return d
 
 
+#: Status and warning texts of pooled results (one place for single and batched fits).
+NOT_POOLED_SINGLE = "not pooled: single study"
+WARN_K1 = "k = 1: the single study is reported on its own, not pooled"
+WARN_K2 = "k = 2: tau² rests on two studies and no prediction interval is given"
+WARN_HKSJ_ZERO = ("identical effects: the HKSJ variance is 0, so its CI has zero width "
+                  "and no test is defined (ci='hksj_adhoc' gives a Wald-width interval)")
+WARN_HKSJ_NARROW = ("the Hartung-Knapp-Sidik-Jonkman CI is narrower than the Wald CI "
+                    "(Q < k - 1)")
+
+
+def batch_labels(fit, method):
+    """Status and warnings of every analysis of a :func:`fit_batch` result.
+
+    Returns
+    -------
+    status : ndarray of str
+    warnings : list of tuple of str
+    """
+    k = np.asarray(fit["k"])
+    single = k < 2
+    status = np.where(single, NOT_POOLED_SINGLE, "pooled").astype(object)
+    fallback = (f"{method} did not converge; tau² taken from the DerSimonian-Laird "
+                "estimator instead (fallback)")
+    zero = np.asarray(fit.get("hksj_zero", np.zeros(len(k), bool)))
+    flags = [(single, WARN_K1), (~single & fit["fallback"], fallback),
+             (~single & (k == 2), WARN_K2), (~single & zero, WARN_HKSJ_ZERO),
+             (~single & ~zero & fit["hksj_narrower"], WARN_HKSJ_NARROW)]
+    warnings = [()] * len(k)
+    any_flag = np.zeros(len(k), dtype=bool)
+    for flag, _ in flags:
+        any_flag |= flag
+    for i in np.flatnonzero(any_flag):
+        warnings[i] = tuple(text for flag, text in flags if flag[i])
+    return status, warnings
+
+
 def result_from_batch(fit, row, *, measure, method, ci, pi, level, extra_warnings=(),
                        cc_added=(), continuity_correction=None, n_harmonic=None,
                        i2_method="tau2"):
     k = int(fit["k"][row])
-    warnings = list(extra_warnings)
-    if k < 2:
-        status = "not pooled: single study"
-        warnings.append("k = 1: the single study is reported on its own, not pooled")
-    else:
-        status = "pooled"
-        if fit["fallback"][row]:
-            warnings.append(
-                f"{method} did not converge; tau² taken from the DerSimonian-Laird "
-                "estimator instead (fallback)"
-            )
-        if k == 2:
-            warnings.append(
-                "k = 2: tau² rests on two studies and no prediction interval is given"
-            )
-        if fit["hksj_narrower"][row]:
-            warnings.append(
-                "the Hartung-Knapp-Sidik-Jonkman CI is narrower than the Wald CI "
-                "(Q < k - 1)"
-            )
+    status_all, warnings_all = batch_labels(
+        {key: np.asarray(fit[key])[row:row + 1] for key in
+         ("k", "fallback", "hksj_narrower", "hksj_zero") if key in fit}, method)
+    status = str(status_all[0])
+    warnings = list(extra_warnings) + list(warnings_all[0])
     g = {key: _none_if_nan(fit[key][row]) for key in (
         "estimate", "se", "stat", "ci_lower", "ci_upper", "pi_lower", "pi_upper",
         "p_value", "tau2", "i2", "h2", "q", "q_p", "tau2_lower", "tau2_upper",
