@@ -752,6 +752,8 @@ def _glmm_summary(x, n, mask, k, mu_hat, tau_hat, var_mu, ll_hat, failure, itera
     else:
         pcrit = stats.t.ppf(1.0 - alpha / 2.0, df) if pi == "t" else \
             np.full(f, stats.norm.ppf(1.0 - alpha / 2.0))
+        # as pooling.fit_batch: the PI's quantile is never below the CI's
+        pcrit = np.maximum(pcrit, crit)
         half = np.where(k >= MIN_K_PI, pcrit * np.sqrt(tau2 + var_mu), np.nan)
         pi_lower, pi_upper = mu_hat - half, mu_hat + half
     vt = _glmm_vt(x, n, mask)

@@ -90,7 +90,8 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95, i2="tau2",
     pi : {"z", "t", "riley", "none"}
         Prediction interval ``mu +/- q * sqrt(tau² + SE²)`` with the SE of the chosen CI
         method, ``q`` a normal quantile (``z``), t with k-1 df (``t``) or t with k-2 df
-        (``riley``); not computed for k < 3.
+        (``riley``), and never below the CI's quantile, so that the PI contains the CI;
+        not computed for k < 3.
     level : float
         Coverage of CI and PI.
     i2 : {"tau2", "q"}
@@ -189,6 +190,9 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95, i2="tau2",
             pcrit = stats.t.ppf(1 - alpha / 2, np.maximum(k - 2, 1))
         else:
             pcrit = z_crit
+        # the PI's quantile is never below the CI's (a normal PI with a t-based CI would
+        # otherwise be narrower than the CI when tau² is small): the PI contains the CI
+        pcrit = np.maximum(pcrit, crit)
         half = pcrit * np.sqrt(tau2 + se**2)
         ok = k >= MIN_K_PI
         pi_lower = np.where(ok, mu - half, np.nan)
