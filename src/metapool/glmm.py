@@ -524,7 +524,7 @@ class GLMMResult:
         """The result as a plain dict (Python scalars, None for absent numbers).
 
         Holds the keys of one row of :func:`metapool.pooling.fit_batch` (``weights`` and
-        the tau²/I²/H² CI bounds are None, ``fallback`` and ``hksj_narrower`` are False)
+        the tau²/I²/H² CI bounds are None, ``fallback``, ``hksj_narrower`` and ``hksj_zero`` are False)
         plus ``tau``, ``q_lrt``,
         ``q_lrt_p``, ``loglik``, ``loglik_conditional``, ``vt``, ``n_agq`` and the
         descriptive keys of :meth:`metapool.pooling.PoolResult.to_dict`.
@@ -571,6 +571,7 @@ class GLMMResult:
             "iterations": self.iterations,
             "fallback": False,
             "hksj_narrower": False,
+            "hksj_zero": False,
             "measure": self.measure,
             "method": self.method,
             "ci_method": self.ci,
