@@ -42,7 +42,7 @@ from scipy import stats
 
 from . import pooling
 from .estimators import TAU2_METHODS, estimate_tau2, wls_fit
-from .pooling import CI_METHODS, PI_METHODS, PoolResult, result_from_batch
+from .pooling import CI_METHODS, PoolResult, result_from_batch
 
 __all__ = [
     "CAVEAT",
@@ -793,14 +793,7 @@ def trim_and_fill(yi, vi, *, side=None, estimator="L0", method="REML", ci="z", p
         raise ValueError(f"side must be None, 'left' or 'right', got {side!r}")
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    if method not in TAU2_METHODS:
-        raise ValueError(f"method must be one of {TAU2_METHODS}, got {method!r}")
-    if ci not in CI_METHODS:
-        raise ValueError(f"ci must be one of {CI_METHODS}, got {ci!r}")
-    if pi not in PI_METHODS:
-        raise ValueError(f"pi must be one of {PI_METHODS}, got {pi!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}")
+    pooling.check_options(method, ci, pi, level)
     if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)):
         raise TypeError(f"maxiter must be an integer, got {maxiter!r}")
     if maxiter < 1:

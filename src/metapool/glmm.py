@@ -47,8 +47,6 @@ import numpy as np
 from scipy import special, stats
 
 from .effects import proportion_effects
-from .estimators import estimate_tau2
-from .pooling import MIN_K_PI
 
 __all__ = [
     "GLMM_CI_METHODS",

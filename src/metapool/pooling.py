@@ -57,7 +57,8 @@ MIN_K_PI = 3
 I2_METHODS = ("tau2", "q")
 
 
-def _check_options(method, ci, pi, level, i2="tau2"):
+def check_options(method, ci, pi, level, i2="tau2"):
+    """Raise ValueError naming the first invalid option of a pooled fit."""
     if i2 not in I2_METHODS:
         raise ValueError(f"i2 must be one of {I2_METHODS}, got {i2!r}")
     if method not in TAU2_METHODS:
@@ -109,7 +110,7 @@ def fit_batch(y, v, *, method="REML", ci="hksj", pi="t", level=0.95, i2="tau2",
         exist for an analysis (e.g. PI when k < 3, everything when k < 2) are NaN; the
         result objects turn them into ``None`` with a reason.
     """
-    _check_options(method, ci, pi, level, i2)
+    check_options(method, ci, pi, level, i2)
     y = np.atleast_2d(np.asarray(y, dtype=float))
     v = np.atleast_2d(np.asarray(v, dtype=float))
     mask = np.isfinite(y) & np.isfinite(v)

@@ -90,7 +90,7 @@ def _check_studies(yi, vi, labels, *, min_k):
 def _check_options(method, ci, pi, level, measure, i2="tau2"):
     # the pooling options are validated by fit_batch; checking them first gives the
     # error before any array is built
-    pooling._check_options(method, ci, pi, level, i2)
+    pooling.check_options(method, ci, pi, level, i2)
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
 
@@ -578,7 +578,7 @@ def influence(yi, vi, *, method="REML", ci="hksj", level=0.95, labels=None):
     .. [1] Viechtbauer W, Cheung MW-L. Outlier and influence diagnostics for
        meta-analysis. Res Synth Methods 2010;1:112-125.
     """
-    pooling._check_options(method, ci, "none", level)
+    pooling.check_options(method, ci, "none", level)
     yi, vi, labels = _check_studies(yi, vi, labels, min_k=2)
     k = yi.size
     members = [np.arange(k)] + [np.delete(np.arange(k), i) for i in range(k)]
