@@ -426,22 +426,18 @@ def aghq_derivatives(x, n, mask, mu, tau, n_agq=7):
 def maximise_glmm(x, n, mask, theta0, n_agq=7, maxiter=200):
     """Damped Newton ascent of the AGHQ log-likelihood, all rows in lockstep.
 
-    The iteration of :func:`metapool.glmm.fit_glmm` (``glmm._maximise``: tau free on the
-    real line, Levenberg-Marquardt damping, at most 2 logit units per coordinate and
-    step, a row converged when ``-H`` is positive definite and the Newton decrement
-    ``g' (-H)^-1 g`` is below ``glmm._DECREMENT_TOL``, failed when no damped step
-    increases the likelihood or ``|mu|`` or ``|tau|`` exceeds ``glmm._BOUND``), with
-    two differences:
-
-    * the analytic Hessian of :func:`aghq_derivatives` in place of central
-      differences: one likelihood evaluation per row and iteration instead of five;
-    * a step is accepted when the log-likelihood falls by no more than its rounding
-      error, ``1e-14 (1 + |ll| + sum_i |log C(n_i, x_i)|)`` (each study's term is the
-      difference of two numbers of the size of its log binomial coefficient), where
-      ``glmm._maximise`` allows ``1e-14 (1 + |ll|)``. With large counts (n ~ 1e4) the
-      gain of a Newton step near the maximum is below the rounding of the comparison,
-      and ``fit_glmm`` then rejects steps until it runs out of iterations or damping
-      (e.g. ``tests/test_batch.py::LARGE``).
+    The one Newton iteration of the GLMM (``glmm.fit_glmm`` is its batch of one): tau
+    free on the real line, Levenberg-Marquardt damping, at most 2 logit units per
+    coordinate and step, a row converged when ``-H`` is positive definite and the
+    Newton decrement ``g' (-H)^-1 g`` is below ``glmm._DECREMENT_TOL``, failed when no
+    damped step increases the likelihood or ``|mu|`` or ``|tau|`` exceeds
+    ``glmm._BOUND``. It uses the analytic Hessian of :func:`aghq_derivatives` (one
+    likelihood evaluation per row and iteration), and a step is accepted when the
+    log-likelihood falls by no more than its rounding error,
+    ``1e-14 (1 + |ll| + sum_i |log C(n_i, x_i)|)`` (each study's term is the difference
+    of two numbers of the size of its log binomial coefficient): with large counts
+    (n ~ 1e4) the gain of a Newton step near the maximum is below the rounding of a
+    plain ``1e-14 (1 + |ll|)`` comparison (``tests/test_batch.py::LARGE``).
 
     The parameters are ``(mu, tau)`` with tau on the whole real line, not ``log tau``:
     the likelihood is even in tau, so the boundary tau = 0 is an ordinary interior
