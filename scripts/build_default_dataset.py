@@ -20,6 +20,10 @@ standard library and never invents numbers:
   assigned by explicit rules below; a value no rule recognises raises ``ConversionError``
   instead of being guessed;
 * no hazard ratio is computed here (the pipeline derives and logs them);
+* median CIs (``median_exp_ci``, ``median_ctrl_ci``) fill the typed median CI columns at the
+  95% level their quote states; a ``direction`` is written only where a curator judgement
+  is listed in ``CURATOR_DIRECTIONS`` (with its reason in ``derivation``) and the row's
+  own medians and events support it; no other optional survival column has a source;
 * a text cell starting with ``=``, ``+``, ``-`` or ``@`` raises (spreadsheet-formula risk;
   provenance text is never silently altered);
 * row order is the curation's row order.
@@ -47,9 +51,13 @@ PROPORTIONS_COLUMNS = [
     "study_id", "outcome", "arm", "events", "total", "timepoint", "criteria", "source",
     "derived", "derivation",
 ]
+# all columns of the survival contract, optional ones included (schema x-column-order)
 SURVIVAL_COLUMNS = [
-    "study_id", "outcome", "comparison", "hr", "hr_lower", "hr_upper", "ci_level", "p_value",
-    "n_exp", "n_ctrl", "events_exp", "events_ctrl", "median_exp", "median_ctrl", "adjusted",
+    "study_id", "outcome", "comparison", "hr", "hr_lower", "hr_upper", "ci_level",
+    "hr_orientation", "p_value", "p_sided", "direction", "n_exp", "n_ctrl",
+    "allocation_ratio", "events_exp", "events_ctrl", "events_total", "oe", "v",
+    "median_exp", "median_exp_lower", "median_exp_upper", "median_ctrl",
+    "median_ctrl_lower", "median_ctrl_upper", "median_ci_level", "km_file", "adjusted",
     "source", "derivation",
 ]
 
@@ -76,6 +84,15 @@ INT_RE = re.compile(r"^\d+$")
 P_VALUE_RE = re.compile(r"^<?(0(\.\d+)?|1(\.0+)?|\.\d+)$")
 # relative log-scale asymmetry |ln hr - mid| / half-width above which a CI is flagged
 ASYMMETRY_FLAG = 0.2
+MEDIAN_CI_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)$")
+
+# Curator judgements: values the sources imply but do not state, each with its reason
+# (written into the row's derivation). Keyed by (study_id, outcome, comparison) as
+# curated; the converter checks that the row's own numbers support the judgement and
+# raises otherwise. Documented in config/README.md ("Curator judgements").
+CURATOR_DIRECTIONS = {
+    ("Anon2022_BMCGastro_TACE-ISB", "OS", "TACE + 125I (exp) vs TACE (ctrl)"): "experimental",
+}
 
 
 class ConversionError(ValueError):
@@ -483,6 +500,54 @@ def other_p_values(quote: str, p_value: str) -> list[str]:
     return others
 
 
+def map_median_ci(value: str, median: str, name: str, quote: str,
+                  where: str) -> tuple[str, str]:
+    """``'10.1-21.1'`` -> (``'10.1'``, ``'21.1'``), as written; checked against the median."""
+    if not value:
+        return "", ""
+    m = MEDIAN_CI_RE.match(value)
+    if not m:
+        raise ConversionError(f"{where}: {name}_ci {value!r} is not 'lower-upper'")
+    lower, upper = m.group(1), m.group(2)
+    if not median:
+        raise ConversionError(f"{where}: {name}_ci {value!r} without {name}")
+    if not float(lower) < float(upper) or not float(lower) <= float(median) <= float(upper):
+        raise ConversionError(f"{where}: {name} {median} outside its CI {value}")
+    if not re.search(r"95\s*%", quote):
+        raise ConversionError(f"{where}: {name}_ci level not stated as 95% in the quote")
+    if lower not in quote or upper not in quote:
+        warn(f"{where}: {name} CI bounds {lower} and {upper} not both in the quote")
+    return lower, upper
+
+
+def map_direction(row: dict[str, str], ev_exp: str, ev_ctrl: str, n_exp: str, n_ctrl: str,
+                  med_exp: str, med_ctrl: str, where: str) -> tuple[str, str]:
+    """(direction, note) for rows with a curator judgement (CURATOR_DIRECTIONS)."""
+    direction = CURATOR_DIRECTIONS.get((row["study_id"], row["outcome"], row["comparison"]))
+    if direction is None:
+        return "", ""
+    if row["hr"]:
+        raise ConversionError(f"{where}: a curated direction on a row with a reported HR")
+    if not (ev_exp and ev_ctrl and n_exp and n_ctrl and med_exp and med_ctrl):
+        raise ConversionError(f"{where}: a curated direction needs events, group sizes "
+                              "and medians in both groups to check it against")
+    favours_exp = (float(med_exp) > float(med_ctrl)
+                   and int(ev_exp) / int(n_exp) < int(ev_ctrl) / int(n_ctrl))
+    favours_ctrl = (float(med_exp) < float(med_ctrl)
+                    and int(ev_exp) / int(n_exp) > int(ev_ctrl) / int(n_ctrl))
+    if (direction, favours_exp, favours_ctrl) not in (("experimental", True, False),
+                                                      ("control", False, True)):
+        raise ConversionError(f"{where}: the curated direction {direction!r} is not what "
+                              "the medians and events both show")
+    arms = COMPARISON_RE.match(row["comparison"])
+    arm = f" ({arms.group('exp' if direction == 'experimental' else 'ctrl')})" if arms else ""
+    note = (f"direction {direction}: curator judgement, not stated by the source (its "
+            f"p = {row['p_value']} gives no direction): the medians {med_exp} vs "
+            f"{med_ctrl} months and the events {ev_exp}/{n_exp} vs {ev_ctrl}/{n_ctrl} both "
+            f"favour the {direction} group{arm}")
+    return direction, note
+
+
 def convert_survival(rows, studies_by_id, designs):
     out = []
     for row in rows:
@@ -519,6 +584,12 @@ def convert_survival(rows, studies_by_id, designs):
                 raise ConversionError(f"{where}: {e} events > {n} patients")
         med_exp, med_exp_note = map_median(row["median_exp"], "median_exp", where)
         med_ctrl, med_ctrl_note = map_median(row["median_ctrl"], "median_ctrl", where)
+        mexp_lo, mexp_hi = map_median_ci(row["median_exp_ci"], med_exp, "median_exp",
+                                         row["source_quote"], where)
+        mctrl_lo, mctrl_hi = map_median_ci(row["median_ctrl_ci"], med_ctrl, "median_ctrl",
+                                           row["source_quote"], where)
+        direction, direction_note = map_direction(row, ev_exp, ev_ctrl, n_exp, n_ctrl,
+                                                  med_exp, med_ctrl, where)
         adjusted, hr_note = map_adjusted(hr, row["hr_type"], where)
         extra_p = other_p_values(row["source_quote"], p_value) if hr else []
         extra_p_note = (
@@ -540,6 +611,7 @@ def convert_survival(rows, studies_by_id, designs):
             med_ctrl_note,
             f"median_ctrl 95% CI {row['median_ctrl_ci']}" if row["median_ctrl_ci"] else "",
             extra_p_note,
+            direction_note,
             row_provenance(row, studies_by_id[sid]),
         ])
         out.append({
@@ -550,13 +622,26 @@ def convert_survival(rows, studies_by_id, designs):
             "hr_lower": lo,
             "hr_upper": hi,
             "ci_level": ci_level,
+            "hr_orientation": "",  # the curation writes every HR experimental vs control
             "p_value": p_value,
+            "p_sided": "",  # no p-value in the curation is stated as one-sided
+            "direction": direction,
             "n_exp": n_exp,
             "n_ctrl": n_ctrl,
+            "allocation_ratio": "",
             "events_exp": ev_exp,
             "events_ctrl": ev_ctrl,
+            "events_total": "",  # only as the sum of the events per group, given above
+            "oe": "",
+            "v": "",
             "median_exp": med_exp,
+            "median_exp_lower": mexp_lo,
+            "median_exp_upper": mexp_hi,
             "median_ctrl": med_ctrl,
+            "median_ctrl_lower": mctrl_lo,
+            "median_ctrl_upper": mctrl_hi,
+            "median_ci_level": "0.95" if (mexp_lo or mctrl_lo) else "",
+            "km_file": "",  # no digitised Kaplan-Meier curve in the curation
             "adjusted": adjusted,
             "source": row["source_quote"],
             "derivation": derivation,

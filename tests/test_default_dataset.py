@@ -34,10 +34,14 @@ COLUMNS = {
         "study_id", "outcome", "arm", "events", "total", "timepoint", "criteria", "source",
         "derived", "derivation",
     ],
+    # every column of the contract, the optional ones included (survival.schema.json)
     "survival.csv": [
         "study_id", "outcome", "comparison", "hr", "hr_lower", "hr_upper", "ci_level",
-        "p_value", "n_exp", "n_ctrl", "events_exp", "events_ctrl", "median_exp",
-        "median_ctrl", "adjusted", "source", "derivation",
+        "hr_orientation", "p_value", "p_sided", "direction", "n_exp", "n_ctrl",
+        "allocation_ratio", "events_exp", "events_ctrl", "events_total", "oe", "v",
+        "median_exp", "median_exp_lower", "median_exp_upper", "median_ctrl",
+        "median_ctrl_lower", "median_ctrl_upper", "median_ci_level", "km_file", "adjusted",
+        "source", "derivation",
     ],
 }
 DESIGNS = {
@@ -158,7 +162,9 @@ def test_survival_values(folder):
     assert bad.empty, bad.tolist()
     p = surv.p_value[surv.p_value != ""]
     assert p.str.match(P_VALUE_RE).all(), p[~p.str.match(P_VALUE_RE)].tolist()
-    for col in ("hr", "hr_lower", "hr_upper", "median_exp", "median_ctrl"):
+    for col in ("hr", "hr_lower", "hr_upper", "median_exp", "median_ctrl",
+                "median_exp_lower", "median_exp_upper", "median_ctrl_lower",
+                "median_ctrl_upper"):
         values = surv[col][surv[col] != ""]
         assert values.str.match(NUM_RE).all(), (col, values[~values.str.match(NUM_RE)].tolist())
     for col in ("n_exp", "n_ctrl", "events_exp", "events_ctrl"):
@@ -168,6 +174,19 @@ def test_survival_values(folder):
         both = surv[(surv[ev] != "") & (surv[n] != "")]
         assert (both[ev].astype(int) <= both[n].astype(int)).all(), ev
     assert set(surv.adjusted) <= {"", "yes", "no", "unknown"}
+    assert set(surv.direction) <= {"", "experimental", "control"}
+    assert set(surv.hr_orientation) <= {"", "exp_vs_ctrl", "ctrl_vs_exp"}
+    assert set(surv.p_sided) <= {"", "1", "2"}
+    # median CIs: both bounds with their median and level, the median inside
+    for arm in ("exp", "ctrl"):
+        lo, hi, med = (surv[f"median_{arm}{s}"] for s in ("_lower", "_upper", ""))
+        assert ((lo != "") == (hi != "")).all() and (med[lo != ""] != "").all()
+        assert (surv.median_ci_level[lo != ""] == "0.95").all()
+        ci = surv[lo != ""]
+        assert (ci[f"median_{arm}_lower"].astype(float) <= ci[f"median_{arm}"].astype(float)).all()
+        assert (ci[f"median_{arm}"].astype(float) <= ci[f"median_{arm}_upper"].astype(float)).all()
+    with_ci = (surv.median_exp_lower != "") | (surv.median_ctrl_lower != "")
+    assert ((surv.median_ci_level != "") == with_ci).all()
     # adjusted is stated exactly for rows with a reported HR
     assert ((surv.adjusted != "") == (surv.hr != "")).all()
     assert (surv.source != "").all()
@@ -291,6 +310,41 @@ def test_default_survival_rows():
     assert wei_os.median_exp == "" and "median_exp not reached" in wei_os.derivation
     yu15 = surv[(surv.study_id == "Yu2015") & (surv.outcome == "PFS")].iloc[0]
     assert "median_exp 95% CI 6.99-9.01" in yu15.derivation
+    assert (yu15.median_exp_lower, yu15.median_exp_upper) == ("6.99", "9.01")
+    assert (yu15.median_ctrl_lower, yu15.median_ctrl_upper) == ("4.43", "6.57")
+
+
+def test_default_optional_survival_columns():
+    """Median CIs and the one curator-judged direction, each traceable to its source."""
+    surv = load(DATA, "survival.csv")
+    # single-arm medians with a CI: only Anon2020 OS reports one (95%, 10.1-21.1);
+    # Tang2025 and Cao2024 give medians without a CI (also in the seeds)
+    single = surv[surv.comparison.str.startswith("single-arm:")]
+    with_ci = single[single.median_exp_lower != ""]
+    assert with_ci[["study_id", "outcome", "median_exp", "median_exp_lower",
+                    "median_exp_upper", "median_ci_level"]].values.tolist() == [
+        ["Anon2020_JVIR_BAI-DEE", "OS", "15.6", "10.1", "21.1", "0.95"]]
+    assert "95% confidence interval, 10.1-21.1" in with_ci.iloc[0].source
+    assert set(single.study_id[(single.median_exp != "") & (single.median_exp_lower == "")]) \
+        == {"Tang2025", "Cao2024"}
+    # every median CI in the table comes with a quote stating 95% and the same bounds
+    for _, row in surv[surv.median_ci_level != ""].iterrows():
+        assert re.search(r"95\s*%", row.source), row.study_id
+        for col in ("median_exp_lower", "median_exp_upper", "median_ctrl_lower",
+                    "median_ctrl_upper"):
+            assert row[col] == "" or row[col] in row.source, (row.study_id, col)
+    # direction: one curator judgement, recorded as such in the derivation
+    directed = surv[surv.direction != ""]
+    assert directed[["study_id", "outcome", "direction"]].values.tolist() == [
+        ["Anon2022_BMCGastro_TACE-ISB", "OS", "experimental"]]
+    row = directed.iloc[0]
+    assert (row.hr, row.p_value, row.events_exp, row.events_ctrl) == ("", "0.529", "15", "28")
+    assert "curator judgement" in row.derivation and "22 vs 18 months" in row.derivation
+    # nothing else is filled: the sources give no O-E, V, allocation ratio, sidedness,
+    # orientation or KM curve
+    for col in ("hr_orientation", "p_sided", "allocation_ratio", "events_total", "oe", "v",
+                "km_file"):
+        assert (surv[col] == "").all(), col
 
 
 # --------------------------------------------------------------------------- mini fixture
@@ -359,10 +413,10 @@ Duo2023,ORR,experimental: TARE,21,30,6 months,mRECIST,"total response (70.0% vs.
 Duo2023,ORR,control: conventional TACE,15,30,6 months,mRECIST,"total response (70.0% vs. 50.0%, P = 0.1)",yes,50.0% x 30 = 15; outcome reported as 'total response'
 '''
 EXPECTED_SURVIVAL = '''\
-study_id,outcome,comparison,hr,hr_lower,hr_upper,ci_level,p_value,n_exp,n_ctrl,events_exp,events_ctrl,median_exp,median_ctrl,adjusted,source,derivation
-Solo2024,OS,single-arm: whole cohort,,,,,,20,,19,,,,,19 of 20 patients died,median_exp not reported
-Duo2023,TTP,treatment: TARE vs conventional TACE (ITT),0.4,0.2,0.8,0.95,0.01,30,30,12,20,,7.5,yes,longer TTP (>20 mo vs 7.5 mo; P =.003) (HR 0.40; 95% CI 0.20-0.80; P =.01),"SE from CI; HR type: adjusted (multivariable Cox); median_exp not reached (>20 months); median_ctrl 95% CI 6.1-8.9; p_value 0.01 is the HR's p-value, the source also reports P =.003 (another test, not used)"
-Duo2023,OS,treatment: TARE vs conventional TACE (ITT),,,,,<0.05,30,30,,,,,,OS longer with TARE (P < .05),HR not reported; events not reported; median_exp not reached; median_ctrl not reported
+study_id,outcome,comparison,hr,hr_lower,hr_upper,ci_level,hr_orientation,p_value,p_sided,direction,n_exp,n_ctrl,allocation_ratio,events_exp,events_ctrl,events_total,oe,v,median_exp,median_exp_lower,median_exp_upper,median_ctrl,median_ctrl_lower,median_ctrl_upper,median_ci_level,km_file,adjusted,source,derivation
+Solo2024,OS,single-arm: whole cohort,,,,,,,,,20,,,19,,,,,,,,,,,,,,19 of 20 patients died,median_exp not reported
+Duo2023,TTP,treatment: TARE vs conventional TACE (ITT),0.4,0.2,0.8,0.95,,0.01,,,30,30,,12,20,,,,,,,7.5,6.1,8.9,0.95,,yes,longer TTP (>20 mo vs 7.5 mo; P =.003) (HR 0.40; 95% CI 0.20-0.80; P =.01),"SE from CI; HR type: adjusted (multivariable Cox); median_exp not reached (>20 months); median_ctrl 95% CI 6.1-8.9; p_value 0.01 is the HR's p-value, the source also reports P =.003 (another test, not used)"
+Duo2023,OS,treatment: TARE vs conventional TACE (ITT),,,,,,<0.05,,,30,30,,,,,,,,,,,,,,,,OS longer with TARE (P < .05),HR not reported; events not reported; median_exp not reached; median_ctrl not reported
 '''
 
 
@@ -430,6 +484,8 @@ def test_converter_on_inline_sample(tmp_path):
         ("survival", "0.4,0.2,0.8", "0.9,0.2,0.8", "outside its CI"),
         ("proportions", "Solo2024,ORR,", "Ghost2020,ORR,", "not in studies.csv"),
         ("survival", "single arm (whole cohort)", "whole cohort maybe", "no comparison rule"),
+        ("survival", ",,6.1-8.9,", ",,8.1-9.9,", "median_ctrl 7.5 outside its CI 8.1-9.9"),
+        ("survival", ",,6.1-8.9,", ",,6.1 to 8.9,", "is not 'lower-upper'"),
     ],
 )
 def test_converter_rejects_bad_curation(tmp_path, table, old, new, message):
@@ -441,3 +497,89 @@ def test_converter_rejects_bad_curation(tmp_path, table, old, new, message):
     assert result.returncode != 0
     assert message in result.stderr
     assert not (tmp_path / "out").exists(), "nothing written on error"
+
+
+# --------------------------------------------------------------------------- risk of bias
+
+ROB_COLUMNS = ["study_id", "tool", "domain", "judgement", "stars", "support"]
+ROB_TOOLS = {
+    "RoB 2": (["D1 randomisation process", "D2 deviations from intended interventions",
+               "D3 missing outcome data", "D4 measurement of the outcome",
+               "D5 selection of the reported result", "Overall"],
+              {"low", "some concerns", "high"}),
+    "ROBINS-I": (["D1 confounding", "D2 selection of participants",
+                  "D3 classification of interventions",
+                  "D4 deviations from intended interventions", "D5 missing data",
+                  "D6 measurement of outcomes", "D7 selection of the reported result",
+                  "Overall"],
+                 {"low", "moderate", "serious", "critical", "no information"}),
+    "Newcastle-Ottawa": (["selection", "comparability", "outcome", "Overall"],
+                         {"good", "fair", "poor"}),
+}
+#: the tool each design of the default data is assessed with
+TOOL_OF_DESIGN = {
+    "RCT": "RoB 2",
+    "retrospective comparative cohort": "ROBINS-I",
+    "retrospective single-arm": "Newcastle-Ottawa",
+    "retrospective case series": "Newcastle-Ottawa",
+}
+
+
+@DATASETS
+def test_risk_of_bias_format_and_vocabularies(folder):
+    raw = (folder / "risk_of_bias.csv").read_bytes()
+    text = raw.decode("utf-8")
+    assert not raw.startswith(b"\xef\xbb\xbf") and "\r" not in text and text.endswith("\n")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows[0] == ROB_COLUMNS and all(len(r) == len(ROB_COLUMNS) for r in rows)
+    buf = io.StringIO(newline="")
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    assert buf.getvalue() == text
+    rob = load(folder, "risk_of_bias.csv")
+    for col in rob.columns:
+        for i, value in enumerate(rob[col], start=2):
+            assert not value.startswith(("=", "+", "-", "@")), (i, col, value)
+            assert value == value.strip(), (i, col, value)
+    assert (rob.support != "").all()
+    assert not rob.duplicated(["study_id", "tool", "domain"]).any()
+    studies = load(folder, "studies.csv")
+    assert set(rob.study_id) <= set(studies[studies.status == "published"].study_id)
+    for (sid, tool), group in rob.groupby(["study_id", "tool"]):
+        domains, judgements = ROB_TOOLS[tool]
+        assert list(group.domain) == domains, (sid, tool)  # every domain, in tool order
+        assert set(group.judgement) <= judgements, (sid, tool)
+        if tool == "Newcastle-Ottawa":
+            stars = dict(zip(group.domain, group.stars.astype(int)))
+            parts = stars["selection"] + stars["comparability"] + stars["outcome"]
+            assert stars["Overall"] == parts, sid
+        else:
+            assert (group.stars == "").all()
+
+
+def test_default_risk_of_bias_covers_every_published_study_with_its_design_tool():
+    studies = load(DATA, "studies.csv")
+    rob = load(DATA, "risk_of_bias.csv")
+    overall = rob[rob.domain == "Overall"]
+    published = studies[studies.status == "published"]
+    assert sorted(overall.study_id) == sorted(published.study_id)  # one Overall each
+    assert len(published) == 13
+    design = dict(zip(studies.study_id, studies.design))
+    for sid, tool in zip(overall.study_id, overall.tool):
+        assert tool == TOOL_OF_DESIGN[design[sid]], sid
+    # the ongoing trial has no results to assess and is left out (config/README.md)
+    assert "PLA960_NCT07333664" not in set(rob.study_id)
+    # abstract-level judgements say where information was missing
+    assert rob.support.str.contains("not (?:described|reported|stated)").sum() >= 20
+    high = {"RoB 2": {"high"}, "ROBINS-I": {"serious", "critical"}, "Newcastle-Ottawa": {"poor"}}
+    judged_high = sorted(sid for sid, tool, j in zip(overall.study_id, overall.tool,
+                                                     overall.judgement) if j in high[tool])
+    assert judged_high == sorted([
+        "Tang2025", "Cao2024", "Chiappetta2025", "Anon2020_JVIR_BAI-DEE", "Bommineni2025",
+        "Yu2023", "Anon2025_FrontOncol_BACE", "Anon2022_BMCGastro_TACE-ISB"])
+
+
+def test_mini_fixture_risk_of_bias_leaves_one_study_unassessed():
+    rob = load(FIXTURE, "risk_of_bias.csv")
+    assert sorted(rob.study_id.unique()) == ["Alpha2019", "Beta2020", "Delta2022"]
+    assert sorted(rob.tool.unique()) == ["Newcastle-Ottawa", "ROBINS-I", "RoB 2"]
+    assert len(rob) == 18

@@ -43,7 +43,7 @@ def test_config_readme_documents_every_column_and_key():
     """config/README.md is the data contract users read: it must not fall behind."""
     readme = (REPO / "config" / "README.md").read_text(encoding="utf-8")
     missing = []
-    for table in ("studies", "proportions", "survival"):
+    for table in ("studies", "proportions", "survival", "risk_of_bias"):
         path = REPO / "src" / "metapool" / "schemas" / f"{table}.schema.json"
         schema = json.loads(path.read_text(encoding="utf-8"))
         assert f"### `{table}.csv`" in readme

@@ -747,3 +747,154 @@ def test_figures_work_on_every_fixture():
         for name, draw in FIGURES.items():
             fig = draw(doc)
             assert fig.metapool["figure"] == name, (path.name, name)
+
+
+# --------------------------------------------------------------------------- risk of bias
+
+ROB_STUDIES = [
+    {"study_id": "Trial1", "author": "Ames", "year": 2019, "n_total": 100},
+    {"study_id": "Trial2", "author": "Bell", "year": 2020, "n_total": 300},
+    {"study_id": "Cohort1", "author": "<b>Cole & Co</b>", "year": 2021, "n_total": 50},
+    {"study_id": "Series1", "author": "", "year": 2022, "n_total": 30},
+]
+RB2 = ["D1 randomisation process", "D2 deviations from intended interventions",
+       "D3 missing outcome data", "D4 measurement of the outcome",
+       "D5 selection of the reported result", "Overall"]
+RI = ["D1 confounding", "D2 selection of participants", "D3 classification of interventions",
+      "D4 deviations from intended interventions", "D5 missing data",
+      "D6 measurement of outcomes", "D7 selection of the reported result", "Overall"]
+
+
+def rob_rows() -> list[dict]:
+    rows = []
+    for sid, judgements in (("Trial1", ["low"] * 6),
+                            ("Trial2", ["low", "some concerns", "high", "low", "low", "high"])):
+        rows += [{"study_id": sid, "tool": "RoB 2", "domain": d, "judgement": j, "stars": None,
+                  "support": "s"} for d, j in zip(RB2, judgements)]
+    judgements = ["serious", "no information", "low", "moderate", "low", "low", "critical",
+                  "critical"]
+    rows += [{"study_id": "Cohort1", "tool": "ROBINS-I", "domain": d, "judgement": j,
+              "stars": None, "support": "s"} for d, j in zip(RI, judgements)]
+    for domain, judgement, stars in (("selection", "fair", 2), ("comparability", "poor", 0),
+                                     ("outcome", "good", 3), ("Overall", "poor", 5)):
+        rows.append({"study_id": "Series1", "tool": "Newcastle-Ottawa", "domain": domain,
+                     "judgement": judgement, "stars": stars, "support": "s"})
+    return rows
+
+
+def test_rob_traffic_light_draws_one_circle_per_judgement():
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import Circle
+
+    from metapool import rob
+    from metapool.plots import rob_traffic_light
+
+    rows = rob_rows()
+    fig = rob_traffic_light(rows, ROB_STUDIES)
+    meta = fig.metapool
+    assert meta["figure"] == "rob_traffic_light"
+    assert [p["tool"] for p in meta["panels"]] == ["RoB 2", "ROBINS-I", "Newcastle-Ottawa"]
+    assert [p["studies"] for p in meta["panels"]] == [
+        ["Ames 2019", "Bell 2020"], ["<b>Cole & Co</b> 2021"], ["Series1"]]
+    assert meta["panels"][0]["headers"] == ["D1", "D2", "D3", "D4", "D5", "Overall"]
+    assert [len(p["domains"]) for p in meta["panels"]] == [6, 8, 4]
+    assert meta["n_circles"] == len(rows) == 24
+    cells = [c for p in meta["panels"] for c in p["cells"]]
+    given = {(r["study_id"], r["domain"]): r["judgement"] for r in rows}
+    assert {(c["study_id"], c["domain"]): c["judgement"] for c in cells} == given
+    for c in cells:
+        assert (c["color"], c["symbol"]) == rob.STYLE[c["judgement"]]
+    assert {c["color"] for c in cells if c["judgement"] in ("high", "serious", "poor")} == {
+        "#D55E00"}
+    assert [c["stars"] for c in cells if c["study_id"] == "Series1"] == [2, 0, 3, 5]
+    # the drawn circles: one per judgement plus the legend's (3 + 5 + 3 judgements)
+    circles = [a for a in fig.artists if isinstance(a, Circle)]
+    assert len(circles) == 24 + 11
+    drawn = [a.get_facecolor() for a in circles[:6]]  # Trial1's row: all low
+    assert drawn == [to_rgba(rob.STYLE["low"][0])] * 6
+    shown = texts(fig)
+    assert "Bell 2020" in shown and "5\u2605" in shown and "\u00d7" in shown and "!" in shown
+    assert any(t.startswith("D1: randomisation process; D2:") for t in shown)
+
+
+def test_rob_summary_weights_by_sample_size():
+    from metapool.plots import rob_summary
+
+    fig = rob_summary(rob_rows(), ROB_STUDIES)
+    meta = fig.metapool
+    assert meta["figure"] == "rob_summary" and meta["weighted"] and meta["note"] == ""
+    panels = {p["tool"]: p for p in meta["panels"]}
+    assert panels["RoB 2"]["total_weight"] == 400 and panels["RoB 2"]["n_studies"] == 2
+    bars = {b["domain"]: {s["judgement"]: s["proportion"] for s in b["segments"]}
+            for b in panels["RoB 2"]["bars"]}
+    assert list(bars) == RB2
+    assert bars["Overall"] == pytest.approx({"low": 0.25, "some concerns": 0.0, "high": 0.75})
+    d2 = bars["D2 deviations from intended interventions"]
+    assert d2["some concerns"] == pytest.approx(0.75)
+    for panel in meta["panels"]:
+        for bar in panel["bars"]:
+            assert sum(s["proportion"] for s in bar["segments"]) == pytest.approx(1.0)
+    nos = panels["Newcastle-Ottawa"]["bars"]
+    assert [b["domain"] for b in nos] == ["selection", "comparability", "outcome", "Overall"]
+    # one bar segment per judgement with a share > 0
+    patches = sum(len(ax.patches) for ax in fig.axes)
+    positive = sum(s["proportion"] > 0 for p in meta["panels"] for b in p["bars"]
+                   for s in b["segments"])
+    assert patches == positive
+    assert "75%" in texts(fig) and "25%" in texts(fig)
+
+
+def test_rob_summary_unweighted_and_without_sample_sizes():
+    from metapool.plots import rob_summary
+
+    fig = rob_summary(rob_rows(), ROB_STUDIES, weighted=False)
+    overall = fig.metapool["panels"][0]["bars"][-1]["segments"]
+    assert not fig.metapool["weighted"] and fig.metapool["note"] == ""
+    assert [s["proportion"] for s in overall] == pytest.approx([0.5, 0.0, 0.5])
+    studies = [dict(s, n_total=None) if s["study_id"] == "Trial2" else s for s in ROB_STUDIES]
+    fig = rob_summary(rob_rows(), studies)
+    assert not fig.metapool["weighted"]
+    assert fig.metapool["note"] == ("Unweighted: no sample size (n_total) for Trial2; every "
+                                    "study counts once.")
+    assert any(t.startswith("Unweighted: no sample size (n_total)") for t in texts(fig))
+
+
+def test_rob_figures_without_rows_are_placeholders():
+    from metapool.plots import rob_summary, rob_traffic_light
+
+    for draw, name in ((rob_traffic_light, "rob_traffic_light"), (rob_summary, "rob_summary")):
+        fig = draw([], ROB_STUDIES)
+        assert fig.metapool == {"figure": name, "placeholder": True,
+                                "message": "No risk-of-bias assessment was supplied."}
+
+
+def test_rob_figures_byte_identical_and_escaped(tmp_path):
+    from metapool.plots import rob_summary, rob_traffic_light
+
+    for draw in (rob_traffic_light, rob_summary):
+        for ext in ("svg", "png", "pdf"):
+            first, second = tmp_path / f"a.{ext}", tmp_path / f"b.{ext}"
+            write_figure(draw(rob_rows(), ROB_STUDIES), first)
+            write_figure(draw(rob_rows(), ROB_STUDIES), second)
+            assert first.read_bytes() == second.read_bytes(), (draw.__name__, ext)
+    save_figure(rob_traffic_light(rob_rows(), ROB_STUDIES), tmp_path / "t.svg")
+    svg = (tmp_path / "t.svg").read_text(encoding="utf-8")
+    assert "&lt;b&gt;Cole &amp; Co&lt;/b&gt; 2021" in svg and "<b>" not in svg
+
+
+def test_rob_figures_of_the_default_data():
+    from metapool.io import TABLES, load_tables
+    from metapool.plots import rob_summary, rob_traffic_light
+
+    data = Path(__file__).resolve().parents[1] / "data" / "raw"
+    tables = load_tables(*(data / f"{t}.csv" for t in TABLES),
+                         risk_of_bias=data / "risk_of_bias.csv")
+    fig = rob_traffic_light(tables.risk_of_bias, tables.studies)
+    assert fig.metapool["n_circles"] == len(tables.risk_of_bias)
+    assert {p["tool"]: len(p["studies"]) for p in fig.metapool["panels"]} == {
+        "RoB 2": 4, "ROBINS-I": 5, "Newcastle-Ottawa": 4}
+    fig = rob_summary(tables.risk_of_bias, tables.studies)
+    assert fig.metapool["weighted"]
+    n = dict(zip(tables.studies["study_id"], tables.studies["n_total"]))
+    rob2 = {"Yu2015", "Dhondt2022", "Salem2016", "Wei2020"}
+    assert fig.metapool["panels"][0]["total_weight"] == sum(n[s] for s in rob2)

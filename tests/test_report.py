@@ -1040,3 +1040,116 @@ def test_pdf_is_deterministic_and_fetches_nothing(tmp_path):
     for url in ("http://127.0.0.1:9/x.png", "file:///etc/hostname"):
         with pytest.raises(PDFError, match="refers to something outside itself"):
             render_pdf(f'<html><body><img src="{url}" alt="x"></body></html>')
+
+
+# --------------------------------------------------------------------------- risk of bias
+
+BAD = "<script>alert(1)</script> & 'x'"
+RB2 = ["D1 randomisation process", "D2 deviations from intended interventions",
+       "D3 missing outcome data", "D4 measurement of the outcome",
+       "D5 selection of the reported result", "Overall"]
+
+
+def rob_rows() -> list[dict]:
+    rows = [{"study_id": "alvarez2019", "tool": "RoB 2", "domain": d, "judgement": j,
+             "stars": None, "support": BAD if d == "Overall" else f"{d} support"}
+            for d, j in zip(RB2, ["low", "some concerns", "low", "low", "low",
+                                  "some concerns"])]
+    rows += [{"study_id": "brooks2021", "tool": "Newcastle-Ottawa", "domain": d,
+              "judgement": j, "stars": n, "support": "NOS support"}
+             for d, j, n in (("selection", "good", 3), ("comparability", "poor", 0),
+                             ("outcome", "good", 2), ("Overall", "poor", 5))]
+    return rows
+
+
+RECORDS = [
+    {"study_id": "alvarez2019", "author": "Alvarez", "year": 2019, "status": "published"},
+    {"study_id": "brooks2021", "author": "Brooks", "year": 2021, "status": "published"},
+    {"study_id": "sato2022", "author": "Sato", "year": 2022, "status": "published"},
+    {"study_id": "ongo2026", "author": "Ongo", "year": 2026, "status": "ongoing"},
+]
+
+
+def rob_doc() -> dict:
+    from metapool.rob import analysis_summary
+
+    doc = load("hr")
+    doc["risk_of_bias"] = analysis_summary(rob_rows(), doc["studies"])
+    doc["risk_of_bias"].update(sensitivity_variant=False,
+                               sensitivity_note="no <i>variant</i> here")
+    return doc
+
+
+def test_risk_of_bias_section_says_when_nothing_was_supplied(html):
+    rob = part(html, "risk-of-bias")
+    assert "No risk-of-bias assessment was supplied (config key tables.risk_of_bias" in seen(rob)
+    assert 'href="#risk-of-bias"' in html
+    assert "Risk of bias (overall)" not in html
+
+
+def test_risk_of_bias_section_with_figures_judgements_and_support():
+    doc = rob_doc()
+    out = render_report([doc], figures([doc]), title="t", risk_of_bias=rob_rows(),
+                        rob_figures={"traffic_light": SVG, "summary": SVG},
+                        study_records=RECORDS)
+    rob = part(out, "risk-of-bias")
+    text = seen(rob)
+    assert text.startswith("Risk of bias 2 studies assessed with RoB 2 for randomised trials and "
+                           "Newcastle-Ottawa for single-arm cohorts and case series.")
+    assert ("A study is at high risk of bias when its overall judgement is RoB 2 high; "
+            "ROBINS-I serious or critical; Newcastle-Ottawa poor: 1 of 2 (Brooks 2021)") in text
+    imgs = [a for t, a in parse(rob).tags if t == "img"]
+    assert [a["alt"].split(":")[0] for a in imgs] == [
+        "Risk-of-bias traffic-light plot", "Risk-of-bias summary plot"]
+    assert all(a["src"].startswith("data:image/svg+xml;base64,") for a in imgs)
+    # one table per tool: a cell per domain with the judgement, its symbol and class
+    rob2 = re.search(r'<table class="rob" data-tool="RoB 2">(.*?)</table>', rob, re.DOTALL)
+    row = seen(re.search(r'<tr data-study="alvarez2019">.*?</tr>', rob2.group(1)).group(0))
+    assert row == "Alvarez 2019 + low − some concerns + low + low + low − some concerns"
+    assert rob2.group(1).count('class="rob rob-low"') == 4
+    nos = re.search(r'<table class="rob" data-tool="Newcastle-Ottawa">(.*?)</table>', rob,
+                    re.DOTALL).group(1)
+    assert seen(nos).endswith("Brooks 2021 + good (3★) × poor (0★) + good (2★) × poor (5★)")
+    assert "Not assessed: Sato 2022." in text
+    assert "Ongoing studies have no results to assess: Ongo 2026." in text
+    # support, escaped
+    assert "Support for each judgement (10 judgements)" in text
+    assert escape(BAD) in rob and "<script>" not in out
+    assert "D2 deviations from intended interventions support" in text
+
+
+def test_included_studies_show_their_overall_risk_of_bias():
+    doc = rob_doc()
+    out = render_report([doc], figures([doc]), title="t")
+    body = section(out, "os_drugx")
+    start = body.index('<table class="studies">')
+    studies = body[start:body.index("</table>", start)]
+    assert "Risk of bias (overall)" in studies
+    rows = {seen(r).split(" doi")[0].split(" ")[0]: seen(r)
+            for r in re.findall(r"<tr>.*?</tr>", studies, re.DOTALL)}
+    assert "− some concerns RoB 2" in rows["Alvarez"]
+    assert "× poor Newcastle-Ottawa" in rows["Brooks"]
+    assert "not assessed" in rows["Sato"]
+    # no variant: the sensitivity section says why, escaped
+    assert ("No variant without studies at high risk of bias (RoB 2 high; ROBINS-I serious "
+            "or critical; Newcastle-Ottawa poor): no &lt;i&gt;variant&lt;/i&gt; here.") in body
+    # the section of a report without a table still says so
+    assert "No risk-of-bias assessment was supplied" in seen(part(out, "risk-of-bias"))
+
+
+def test_single_study_variant_shows_its_estimate():
+    doc = load("hr")
+    doc["sensitivity"].append({
+        "variant": "exclude_high_rob", "description": "excluding studies at high risk",
+        "k": 1, "status": "not pooled: single study", "estimate": 0.7, "ci_lower": 0.5,
+        "ci_upper": 0.98, "pi_lower": None, "pi_upper": None, "tau2": None, "i2": None,
+        "conclusion": "favours experimental", "changed": False})
+    body = section(render_report([doc], figures([doc]), title="t"), "os_drugx")
+    row = re.search(r"<tr[^>]*>\s*<td>excluding studies at high risk.*?</tr>", body, re.DOTALL)
+    assert fmt_effect_ci(0.7, 0.5, 0.98, "HR") in seen(row.group(0))
+
+
+def test_unknown_risk_of_bias_figure_is_an_error():
+    with pytest.raises(ValueError, match="unknown risk-of-bias figure"):
+        render_report([load("hr")], {}, title="t", risk_of_bias=rob_rows(),
+                      rob_figures={"pie": SVG})

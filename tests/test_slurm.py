@@ -222,10 +222,9 @@ def test_jobs_ran_through_slurm(runs):
     ids = set(re.findall(r"submitted with SLURM jobid (\d+)", out))
     # the rule jobs sent to SLURM ("localrule X:" for the others), grouped or not
     remote = re.findall(r"^\s*rule (\w+):", out, flags=re.MULTILINE)
-    assert {"pool", "forest"} <= set(remote), out
-    assert remote.count("pool") == len(ANALYSES)
-    # profiles/slurm groups the per-analysis jobs: fewer SLURM jobs than rule jobs
-    assert 0 < len(ids) < len(remote), out
+    # profiles/slurm has cores 1: one pooling and one plotting batch for all analyses
+    assert sorted(remote) == ["plots_batch_0", "pool_batch_0"], out
+    assert len(ids) == len(remote), out
 
     fields = "JobID,JobName,Partition,Account,State,ExitCode,Comment"
     jobs = {
@@ -238,8 +237,8 @@ def test_jobs_ran_through_slurm(runs):
         assert job["ExitCode"] == "0:0", job
         assert job["Partition"] == PARTITION, job
         assert job["Account"] == ACCOUNT, job
-        # the plugin's comment names the group (or rule) of the job
-        assert job["Comment"].startswith("rule_analyses_"), job
+        # the plugin's comment names the rule of the job
+        assert job["Comment"].startswith(("rule_pool_batch_", "rule_plots_batch_")), job
 
     # Every job of a run is named after the run's id: sacct finds exactly the jobs
     # that Snakemake submitted under that name.

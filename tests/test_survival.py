@@ -368,3 +368,35 @@ def test_conversion_log_is_plain_json():
                                       "level", "inputs", "formula", "inverted",
                                       "strength", "notes"}
     assert [x["method"] for x in log["rejected"]] == ["hr_ci", "oe_v", "p_events"]
+
+
+# --------------------------------------------------------------------------- survival.csv
+def test_row_options_in_their_survival_csv_spelling():
+    """hr_orientation (exp_vs_ctrl | ctrl_vs_exp), p_sided (2 | 1) and direction
+    (experimental | control) as survival.csv writes them mean what the module's own
+    names mean (load_tables gives p_sided as an integer)."""
+    inv = best_conversion(row(hr=1.85, hr_lower=1.09, hr_upper=3.23, ci_level=0.95,
+                              hr_orientation="ctrl_vs_exp"), METHODS).conversion
+    ref = best_conversion(row(hr=1.85, hr_lower=1.09, hr_upper=3.23, ci_level=0.95,
+                              hr_orientation="control vs experimental"), METHODS).conversion
+    assert inv.inverted and inv.to_dict() == ref.to_dict()
+    assert not best_conversion(row(hr=0.5, hr_lower=0.3, hr_upper=0.83, ci_level=0.95,
+                                   hr_orientation="exp_vs_ctrl")).conversion.inverted
+    # O-E reported for the control arm (ctrl_vs_exp) changes sign
+    oe = best_conversion(row(oe=4.0, v=16.0, hr_orientation="ctrl_vs_exp"), METHODS)
+    assert oe.conversion.method == "oe_v" and oe.conversion.yi == pytest.approx(-0.25)
+    for sided in (1, 1.0, "1", "one"):
+        c = best_conversion(row(hr=0.65, p_value="0.03", p_sided=sided), METHODS).conversion
+        assert c.inputs["sided"] == "one"
+        assert_allclose(c.sei, abs(math.log(0.65)) / stats.norm.isf(0.03))
+    assert best_conversion(row(hr=0.65, p_value="0.03", p_sided=2)).conversion.inputs[
+        "sided"] == "two"
+    base = row(p_value="0.529", events_exp=15, events_ctrl=28, median_exp=22, median_ctrl=18)
+    for spelled, sign in (("experimental", -1), ("control", 1),
+                          ("favours experimental", -1)):
+        out = best_conversion(dict(base, direction=spelled), ["p_events"])
+        assert np.sign(out.conversion.yi) == sign
+    # the stated direction settles the direction check (medians agree with it)
+    assert check_row(dict(base, direction="experimental")) == []
+    assert [c.check for c in check_row(dict(base, direction="control"))] == [
+        "direction_unclear"]

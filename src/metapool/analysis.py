@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
+import hashlib
 import json
 import math
 import os
+import weakref
 from importlib import metadata
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from .effects import (
     proportion_effects,
 )
 from .io import DataError, Issue
-from . import panels, survival
+from . import panels, rob, survival
 from .glmm import GLMMConvergenceError
 from .pooling import MIN_K_PI, pool_generic, pool_proportions
 from .profiles import DEFAULT_PROFILE, describe_profile, profile_settings
@@ -36,6 +39,7 @@ __all__ = [
     "DEFAULTS",
     "HR_METHODS",
     "check_analyses",
+    "km_files",
     "resolve_settings",
     "run_analysis",
     "write_analysis_outputs",
@@ -63,8 +67,9 @@ HR_METHODS = survival.DESCRIPTIONS
 
 _TABLES = ("proportions", "survival")
 _EVIDENCE_COLUMNS = (
-    "hr", "hr_lower", "hr_upper", "p_value", "n_exp", "n_ctrl", "events_exp",
-    "events_ctrl", "median_exp", "median_ctrl",
+    "hr", "hr_lower", "hr_upper", "p_value", "direction", "n_exp", "n_ctrl",
+    "events_exp", "events_ctrl", "events_total", "oe", "v", "median_exp", "median_ctrl",
+    "km_file",
 )
 
 POOLED_COLUMNS = [
@@ -172,11 +177,44 @@ def _text(value):
     return str(value)
 
 
+# id(tables) -> (weak reference, {(table, outcome): (merged rows, the same as dicts)}):
+# a job or the workflow's parse step selects rows for many analyses of one Tables.
+_MERGED = {}
+
+
+def _tables_cache(tables):
+    ref, cache = _MERGED.get(id(tables), (None, None))
+    if ref is None or ref() is not tables:
+        cache = {}
+        _MERGED[id(tables)] = (weakref.ref(tables, lambda _, key=id(tables):
+                                           _MERGED.pop(key, None)), cache)
+    return cache
+
+
+def _rob_texts(tables):
+    """study_id -> its risk-of-bias rows as lists of cell texts (empty: no table)."""
+    cache = _tables_cache(tables)
+    if "risk_of_bias" not in cache:
+        frame = getattr(tables, "risk_of_bias", None)
+        by_study = {}
+        if frame is not None:
+            for row in frame.to_dict(orient="records"):
+                by_study.setdefault(row["study_id"], []).append(
+                    [_text(row[c]) for c in frame.columns])
+        cache["risk_of_bias"] = by_study
+    return cache["risk_of_bias"]
+
+
 def _merged_rows(tables, table, outcome):
-    rows = getattr(tables, table)
-    rows = rows[rows["outcome"] == outcome]
-    studies = tables.studies.drop(columns=["source_row"], errors="ignore")
-    return rows.merge(studies, on="study_id", how="left", validate="many_to_one")
+    """Rows of one outcome joined with their study's columns, and the same as dicts."""
+    cache = _tables_cache(tables)
+    if (table, outcome) not in cache:
+        rows = getattr(tables, table)
+        rows = rows[rows["outcome"] == outcome]
+        studies = tables.studies.drop(columns=["source_row"], errors="ignore")
+        merged = rows.merge(studies, on="study_id", how="left", validate="many_to_one")
+        cache[(table, outcome)] = (merged, merged.to_dict(orient="records"))
+    return cache[(table, outcome)]
 
 
 def _row_reason(row, include, exclude):
@@ -207,15 +245,61 @@ def _select(tables, name, spec):
     table, outcome = spec["table"], spec["outcome"]
     include = spec.get("include") or {}
     exclude = spec.get("exclude") or {}
-    merged = _merged_rows(tables, table, outcome)
-    published = merged["status"] == "published"
+    merged, records = _merged_rows(tables, table, outcome)
     reasons = [
-        _row_reason(row, include, exclude) if ok else "ongoing study"
-        for ok, (_, row) in zip(published, merged.iterrows())
+        _row_reason(row, include, exclude) if row["status"] == "published"
+        else "ongoing study"
+        for row in records
     ]
     merged = merged.assign(_reason=reasons)
     selected = merged[merged["_reason"].isna()].drop(columns="_reason")
     return selected, merged
+
+
+def _selected_records(tables, spec):
+    """The rows :func:`_select` selects, as dicts in table order (no DataFrame is built:
+    the checks and cache keys of the workflow call this for every analysis)."""
+    include = spec.get("include") or {}
+    exclude = spec.get("exclude") or {}
+    _, records = _merged_rows(tables, spec["table"], spec["outcome"])
+    return [row for row in records if row["status"] == "published"
+            and _row_reason(row, include, exclude) is None]
+
+
+def km_files(tables, spec, defaults=None, km_dir=None):
+    """The digitised Kaplan-Meier files the rows of one analysis would reconstruct.
+
+    For a survival HR analysis whose ``hr_methods`` include ``km``: the curve and risk
+    files (:func:`metapool.km.km_paths`) of every selected row with a ``km_file``, so
+    that the workflow can declare them as inputs (a changed curve reruns the analysis).
+
+    Parameters
+    ----------
+    tables : metapool.io.Tables
+    spec : dict
+        The analysis entry of the config.
+    defaults : dict, optional
+        The config's ``defaults`` (for ``hr_methods``).
+    km_dir : str or path-like, optional
+        The KM directory; default ``tables.km_dir``.
+
+    Returns
+    -------
+    list of str
+        Sorted paths (empty for other analyses).
+    """
+    if spec.get("table") != "survival" or spec.get("effect", "hr") != "hr":
+        return []
+    if "km" not in resolve_settings(spec, defaults, "survival")["hr_methods"]:
+        return []
+    stems = sorted({_text(row.get("km_file")) for row in _selected_records(tables, spec)}
+                   - {""})
+    if not stems:
+        return []
+    from .km import km_paths
+
+    directory = km_dir or getattr(tables, "km_dir", None) or "data/raw/km"
+    return sorted(os.fspath(p) for stem in stems for p in km_paths(directory, stem))
 
 
 def _group_column(table):
@@ -259,6 +343,74 @@ def _excluded_and_ongoing(tables, spec, merged, included_ids):
             excluded.append({"study_id": sid, "label": label,
                              "reason": _row_exclusion(group, row)})
     return excluded, ongoing
+
+
+def left_out(tables, spec, dropped=()):
+    """The studies and rows one analysis leaves out, with reasons, and ongoing studies.
+
+    Parameters
+    ----------
+    tables : metapool.io.Tables
+    spec : dict
+        The analysis entry of the config.
+    dropped : iterable of dict, optional
+        The analysis document's ``dropped`` entries (selected rows without a usable
+        effect, ``{"study_id", "reason"}``), as :func:`run_analysis` found them.
+
+    Returns
+    -------
+    excluded, ongoing : list of dict
+        As ``run_analysis(..., listing=True)`` gives them.
+    """
+    selected, merged = _select(tables, None, spec)
+    reasons = {d["study_id"]: d["reason"] for d in dropped}
+    merged = merged.copy()
+    for sid, reason in reasons.items():
+        merged.loc[(merged["study_id"] == sid) & merged["_reason"].isna(), "_reason"] = reason
+    included = set(selected["study_id"]) - set(reasons)
+    return _excluded_and_ongoing(tables, spec, merged, included)
+
+
+def _file_digest(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def input_digest(tables, spec, defaults=None):
+    """SHA-256 over everything ``run_analysis(..., listing=False)`` reads for one analysis.
+
+    That is the settings (``spec`` and ``defaults``), the table file names (they appear
+    in messages), every cell of the selected rows with their row numbers and study
+    columns, the digitised Kaplan-Meier files those rows name, and the risk-of-bias
+    rows of the selected studies. Rows the analysis does not select do not count: a
+    study added to the tables changes the digest of the analyses that select it only.
+    The workflow keys its result cache on this digest (plus the code's hash).
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
+    selected = _selected_records(tables, spec)
+    columns = list(_merged_rows(tables, spec["table"], spec["outcome"])[0].columns)
+    rob = _rob_texts(tables)
+    rob_rows = [r for sid in sorted({row["study_id"] for row in selected})
+                for r in rob.get(sid, [])]
+    content = {
+        "spec": spec,
+        "defaults": defaults or {},
+        "paths": {k: str(v) for k, v in sorted(getattr(tables, "paths", {}).items())},
+        "columns": columns,
+        "rows": [[_text(row[c]) for c in columns] for row in selected],
+        "km": {os.path.basename(p): _file_digest(p) if os.path.exists(p) else "missing"
+               for p in km_files(tables, spec, defaults)},
+        "risk_of_bias": rob_rows,
+    }
+    text = json.dumps(content, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # --------------------------------------------------------------------------- checks
@@ -332,14 +484,18 @@ def check_analyses(tables, config, *, config_path="config/config.yaml"):
             bad = True
         if bad:
             continue
-        selected, _ = _select(tables, name, spec)
-        if selected.empty:
+        selected = _selected_records(tables, spec)
+        if not selected:
             add(f"analyses.{name}", f"selects no published study with outcome "
                 f"'{spec['outcome']}' in {table}.csv; check include/exclude")
             continue
-        dup = selected[selected.duplicated("study_id", keep=False)]
-        for sid, group in dup.groupby("study_id", sort=True):
-            rows_txt = ", ".join(str(int(r)) for r in group["source_row"])
+        by_study = {}
+        for row in selected:
+            by_study.setdefault(row["study_id"], []).append(row)
+        for sid, group in sorted(by_study.items()):
+            if len(group) < 2:
+                continue
+            rows_txt = ", ".join(str(int(r["source_row"])) for r in group)
             add(f"analyses.{name}",
                 f"selects {len(group)} rows for study {sid} ({table}.csv rows "
                 f"{rows_txt}); refine include/exclude so each study counts once")
@@ -413,11 +569,16 @@ def _hr_effect(row, methods, level, km_dir=None):
     if "km" in methods and record.get("km_file"):
         from .km import km_paths, read_km, reconstruct_hr  # only rows with curves need it
 
-        curves = read_km(*km_paths(km_dir or "data/raw/km", record["km_file"]))
-        rec = reconstruct_hr(curves["experimental"], curves["control"],
-                             total_events={"experimental": record.get("events_exp"),
-                                           "control": record.get("events_ctrl")},
-                             level=level)
+        km_dir = km_dir or "data/raw/km"
+        try:
+            curves = read_km(*km_paths(km_dir, record["km_file"]))
+            rec = reconstruct_hr(curves["experimental"], curves["control"],
+                                 total_events={"experimental": record.get("events_exp"),
+                                               "control": record.get("events_ctrl")},
+                                 level=level)
+        except (KeyError, ValueError) as err:  # name the row and its files
+            raise ValueError(f"{survival._row_label(record)}: Kaplan-Meier files "
+                             f"'{record['km_file']}' in {km_dir}: {err}") from None
         km = rec.to_conversion(level, source=record["km_file"])
         km_record = rec.to_dict()
     outcome = survival.best_conversion(record, methods, level, km=km)
@@ -657,6 +818,12 @@ def _panel_row(name, description, res, table, settings, primary_row):
            "ci_lower": n.get("ci_lower"), "ci_upper": n.get("ci_upper"),
            "pi_lower": n.get("pi_lower"), "pi_upper": n.get("pi_upper"),
            "tau2": n.get("tau2"), "i2": n.get("i2")}
+    _judge_row(row, table, settings, primary_row)
+    return row
+
+
+def _judge_row(row, table, settings, primary_row):
+    """Set a panel row's ``conclusion`` and ``changed`` (vs the primary row)."""
     kind = "median" if settings.get("effect") == "median" else table
     row["conclusion"] = panels.conclusion(row, kind, settings.get("null_value"))
     if primary_row is None or row["estimate"] is None:
@@ -667,11 +834,54 @@ def _panel_row(name, description, res, table, settings, primary_row):
         # no threshold for proportions: flag an estimate outside the primary CI
         row["changed"] = not (primary_row["ci_lower"] <= row["estimate"]
                               <= primary_row["ci_upper"])
-    return row
 
 
-def sensitivity_panel(settings, table, studies):
-    """The primary analysis redone across estimators, transformations and subsets."""
+def rob_variant(studies, risk_of_bias):
+    """The sensitivity variant without studies at high risk of bias, or why there is none.
+
+    Parameters
+    ----------
+    studies : list of dict
+        The included study records.
+    risk_of_bias : dict or None
+        The document's ``risk_of_bias`` section (:func:`metapool.rob.analysis_summary`).
+
+    Returns
+    -------
+    members : list of dict or None
+        The studies kept (unassessed studies are kept), or None when the variant does not
+        apply: no risk-of-bias table, no study assessed, none at high risk, or every study
+        at high risk.
+    text : str
+        The variant's description, or the reason it does not apply.
+    """
+    if not risk_of_bias:
+        return None, "no risk-of-bias assessment was supplied"
+    high = {s["study_id"] for s in risk_of_bias["studies"] if s["high"]}
+    members = [s for s in studies if s["study_id"] not in high]
+    k, removed = len(studies), len(studies) - len(members)
+    unassessed = sum(1 for s in risk_of_bias["studies"] if not s["assessed"])
+    if unassessed == k:
+        return None, "no included study has a risk-of-bias assessment"
+    if removed == 0:
+        return None, ("no included study is at high risk of bias, so the variant would "
+                      "repeat the primary analysis")
+    if not members:
+        return None, "every included study is at high risk of bias, so none would remain"
+    text = (f"excluding studies at high risk of bias ({rob.HIGH_RULE}): {removed} of {k} "
+            "removed")
+    text += (f"; {unassessed} stud{'y' if unassessed == 1 else 'ies'} without an "
+             "assessment kept" if unassessed else "; every study assessed")
+    return members, text
+
+
+def sensitivity_panel(settings, table, studies, risk_of_bias=None):
+    """The primary analysis redone across estimators, transformations and subsets.
+
+    With a ``risk_of_bias`` section (see :func:`rob_variant`) the last variant,
+    ``exclude_high_rob``, leaves out the studies at high risk of bias; when a single
+    study remains its own estimate and CI are shown (not pooled).
+    """
     if len(studies) < 2:
         return []
     primary, _ = _pool(studies, settings, table)
@@ -686,6 +896,20 @@ def sensitivity_panel(settings, table, studies):
         if notes:
             row["description"] += f" ({'; '.join(notes)})"
         rows.append(row)
+    members, description = rob_variant(studies, risk_of_bias)
+    if members:
+        res, notes = _pool(members, settings, table)
+        row = _panel_row("exclude_high_rob", description, res, table, settings, first)
+        if len(members) == 1:  # one study left: its own estimate, not pooled
+            only = members[0]
+            row.update(estimate=only["effect"], ci_lower=only["ci_lower"],
+                       ci_upper=only["ci_upper"])
+            _judge_row(row, table, settings, first)
+            left = f"one study left ({only['label']}): its own estimate and CI, not pooled"
+            notes = [*notes, left]
+        if notes:
+            row["description"] += f" ({'; '.join(notes)})"
+        rows.append(row)
     return rows
 
 
@@ -694,8 +918,12 @@ def _pct(x):
     return f"{100 * x:.0f}%"
 
 
-def methods_text(settings, table, studies):
-    """A methods paragraph generated from the settings actually used."""
+def methods_text(settings, table, studies, rob_tools=()):
+    """A methods paragraph generated from the settings actually used.
+
+    ``rob_tools``: the risk-of-bias tools of the review, named when a risk-of-bias table
+    was supplied (empty: risk of bias is not mentioned).
+    """
     level = _pct(settings["level"])
     method = settings["method"]
     profile = (f"Methods follow the '{settings['profile']}' profile "
@@ -783,12 +1011,15 @@ def methods_text(settings, table, studies):
              f"{settings['bias_min_k']} studies) use the "
              f"{panels.describe_model(panels.iv_settings(settings))}. A sensitivity "
              "panel repeats the analysis across estimators and transformations.")
+    bias = " ".join(rob.methods_sentences(rob_tools))
     notes = " ".join(f"Note: {n}." for n in settings["notes"])
     soft = f"Analyses used metapool {__version__}."
-    return " ".join(filter(None, [profile, first, model, ci, pi, het, extra, notes, soft]))
+    return " ".join(filter(None, [profile, first, model, ci, pi, het, extra, bias, notes,
+                                  soft]))
 
 
-def _software():
+@functools.lru_cache(maxsize=None)
+def _installed_versions():
     out = {"metapool": __version__}
     for pkg in ("numpy", "scipy", "pandas"):
         try:
@@ -796,6 +1027,10 @@ def _software():
         except metadata.PackageNotFoundError:  # pragma: no cover
             out[pkg] = "unknown"
     return out
+
+
+def _software():
+    return dict(_installed_versions())
 
 
 # --------------------------------------------------------------------------- run
@@ -828,7 +1063,7 @@ def _study_records(kept, effects, table, subgroup_col, warnings):
     return studies
 
 
-def run_analysis(tables, name, spec, defaults=None):
+def run_analysis(tables, name, spec, defaults=None, *, listing=True):
     """Run one configured analysis and return its analysis document.
 
     Parameters
@@ -843,6 +1078,13 @@ def run_analysis(tables, name, spec, defaults=None):
         method overrides).
     defaults : dict, optional
         The config's ``defaults``.
+    listing : bool, optional
+        Also list the studies and rows the analysis leaves out (``excluded``) and the
+        ongoing studies (``ongoing``), which depends on every row of the tables. The
+        workflow's pooling jobs pass False, so that their result depends only on the
+        rows the analysis selects (:func:`input_digest`), and list them for all
+        analyses at once with :func:`left_out`. ``dropped`` (selected rows without a
+        usable effect, with the reason) is always there.
 
     Returns
     -------
@@ -861,18 +1103,30 @@ def run_analysis(tables, name, spec, defaults=None):
     elif effect_kind == "median":
         effects, dropped = _median_rows(selected, settings)
     else:
-        effects, dropped, conversions = _survival_rows(selected, settings,
-                                                       spec.get("km_dir"))
+        effects, dropped, conversions = _survival_rows(
+            selected, settings, getattr(tables, "km_dir", None))
     dropped_ids = {row["study_id"]: reason for row, reason in dropped}
     kept = selected[~selected["study_id"].isin(dropped_ids)]
     merged = merged.copy()
     for sid, reason in dropped_ids.items():
         merged.loc[(merged["study_id"] == sid) & merged["_reason"].isna(), "_reason"] = reason
-    excluded, ongoing = _excluded_and_ongoing(tables, spec, merged, set(kept["study_id"]))
+    left = (_excluded_and_ongoing(tables, spec, merged, set(kept["study_id"]))
+            if listing else None)
 
     subgroup_col = spec.get("subgroup")
     warnings = [f"{n}" for n in settings["notes"]]
     studies = _study_records(kept, effects, table, subgroup_col, warnings)
+
+    # risk of bias of the included studies (None: no risk-of-bias table was supplied)
+    rob_frame = getattr(tables, "risk_of_bias", None)
+    rob_section = None
+    if rob_frame is not None:
+        rob_section = rob.analysis_summary(rob_frame, studies)
+        members, text = rob_variant(studies, rob_section)
+        if len(studies) < 2:
+            members, text = None, "no sensitivity panel (fewer than two studies)"
+        rob_section["sensitivity_variant"] = members is not None
+        rob_section["sensitivity_note"] = text
 
     # warnings the validator raised on rows this analysis uses
     used_rows = {s["source_row"] for s in studies}
@@ -922,7 +1176,7 @@ def run_analysis(tables, name, spec, defaults=None):
             sections["metaregression"] = panels.metareg_section(
                 yi, vi, {m: [_text(s["_row"][m]) for s in studies]
                          for m in spec["moderators"]}, iv)
-        sections["sensitivity"] = sensitivity_panel(settings, table, studies)
+        sections["sensitivity"] = sensitivity_panel(settings, table, studies, rob_section)
     else:
         models.append(_pooled_row(name, "overall", "", None, (None, None),
                                   empty_reason="no study with a usable effect"))
@@ -995,14 +1249,17 @@ def run_analysis(tables, name, spec, defaults=None):
             "secondary_model": panels.describe_model(panels.iv_settings(settings)),
             "weight_basis": weight_basis,
             "notes": settings["notes"],
-            "text": methods_text(settings, table, studies),
+            "text": methods_text(settings, table, studies,
+                                 rob.TOOL_NAMES if rob_section else ()),
         },
         "models": models,
         "studies": studies,
-        "excluded": excluded,
-        "ongoing": ongoing,
+        "dropped": [{"study_id": sid, "reason": reason}
+                    for sid, reason in dropped_ids.items()],
+        **({"excluded": left[0], "ongoing": left[1]} if listing else {}),
         "conversions": conversions,
         **sections,
+        "risk_of_bias": rob_section,
         "warnings": warnings,
         "software": _software(),
     }
@@ -1048,11 +1305,21 @@ def _json_ready(obj):
     return _none(obj) if isinstance(obj, (float, np.floating, np.integer)) else obj
 
 
-def write_analysis_outputs(doc, *, pooled, studies, excluded, document, sensitivity=None):
-    """Write the analysis document and its CSV views (deterministic, atomic)."""
+def write_excluded(path, excluded):
+    """Write an analysis' excluded.csv (deterministic, atomic)."""
+    _atomic_write(path, _csv_text(_frame(excluded, EXCLUDED_COLUMNS)))
+
+
+def write_analysis_outputs(doc, *, pooled, studies, document, excluded=None,
+                           sensitivity=None):
+    """Write the analysis document and its CSV views (deterministic, atomic).
+
+    ``excluded`` needs a document made with ``run_analysis(..., listing=True)``.
+    """
     _atomic_write(pooled, _csv_text(_frame(doc["models"], POOLED_COLUMNS)))
     _atomic_write(studies, _csv_text(_frame(doc["studies"], STUDY_COLUMNS)))
-    _atomic_write(excluded, _csv_text(_frame(doc["excluded"], EXCLUDED_COLUMNS)))
+    if excluded is not None:
+        write_excluded(excluded, doc["excluded"])
     if sensitivity is not None:
         _atomic_write(sensitivity,
                       _csv_text(_frame(doc.get("sensitivity") or [], SENSITIVITY_COLUMNS)))

@@ -5,13 +5,27 @@ The contract for each table lives in ``metapool/schemas/<table>.schema.json`` (J
 unique keys (``x-unique-key``) and conditional requirements (``dependentRequired``) all come from
 those schemas; :data:`COLUMNS`, :data:`REQUIRED_COLUMNS` and :data:`DTYPES` are derived from them.
 
+The optional ``risk_of_bias.csv`` (:data:`OPTIONAL_TABLES`; read only when its path is given)
+follows the same rules. Its schema fixes each tool's domains and judgements (``allOf`` rules on
+``tool``); the rules across its rows (every domain of the tool present, an Overall judgement at
+least as severe as the worst domain, Newcastle-Ottawa stars matching the AHRQ rating) are
+checked here with :mod:`metapool.rob`, and its problems are listed after the other tables'.
+
 Reading
 -------
 Each file is read as UTF-8 text (with or without a BOM; any line endings), every cell and header
 name is stripped of surrounding whitespace, and every cell is parsed and validated here so that a
 problem can be reported with its file, row, column and reason. Every column of the contract must
-be present in the header (in any order); *required* columns additionally must not have empty
+be present in the header (in any order), except the *optional* columns a schema lists in
+``x-optional-columns`` (:data:`OPTIONAL_COLUMNS`): those may be left out of the header, which is
+the same as a column of empty cells, and are validated like any other column when present.
+Unknown columns are errors either way. *Required* columns additionally must not have empty
 cells. Rows whose cells are all empty (blank lines, ``,,,`` rows from spreadsheets) are skipped.
+
+A survival row may name digitised Kaplan-Meier files (``km_file``, a stem): ``<stem>.curve.csv``
+and ``<stem>.risk.csv`` must exist in the KM directory (``km_dir`` of :func:`load_tables`,
+by default the ``km`` folder next to ``survival.csv``) and be readable by
+:func:`metapool.km.read_km`; a problem is reported on the row's ``km_file`` cell.
 
 Row numbers
 -----------
@@ -20,7 +34,8 @@ so data row N is line N + 1 of the file (unless a quoted cell spans several line
 
 Data types
 ----------
-The returned DataFrames have the contract columns in contract order plus ``source_row``:
+The returned DataFrames have the contract columns in contract order (optional columns included,
+empty when left out of the header) plus ``source_row``:
 
 * text columns: pandas ``str`` dtype, ``""`` for an empty cell (never NaN);
 * integer columns (counts, year, n_total): nullable ``Int64``, ``<NA>`` for an empty cell;
@@ -68,8 +83,11 @@ import yaml
 __all__ = [
     "COLUMNS",
     "DTYPES",
+    "OPTIONAL_COLUMNS",
+    "OPTIONAL_TABLES",
     "REQUIRED_COLUMNS",
     "SCHEMAS",
+    "SCHEMA_TABLES",
     "TABLES",
     "DataError",
     "Issue",
@@ -78,6 +96,7 @@ __all__ = [
     "check_config_file",
     "check_tables",
     "config_key_path",
+    "default_km_dir",
     "format_issues",
     "load_schema",
     "load_tables",
@@ -86,6 +105,10 @@ __all__ = [
 
 #: The input tables, in the order their problems are reported.
 TABLES: tuple[str, ...] = ("studies", "proportions", "survival")
+#: Tables read only when the config names them (``tables.<name>``), after the others.
+OPTIONAL_TABLES: tuple[str, ...] = ("risk_of_bias",)
+#: Every table with a schema in ``schemas/``.
+SCHEMA_TABLES: tuple[str, ...] = TABLES + OPTIONAL_TABLES
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _NUM_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -102,15 +125,15 @@ def load_schema(table: str) -> dict[str, Any]:
     Parameters
     ----------
     table : str
-        One of :data:`TABLES`.
+        One of :data:`SCHEMA_TABLES`.
 
     Returns
     -------
     dict
         The parsed ``<table>.schema.json`` shipped with the package.
     """
-    if table not in TABLES:
-        raise ValueError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
+    if table not in SCHEMA_TABLES:
+        raise ValueError(f"unknown table {table!r}; expected one of {', '.join(SCHEMA_TABLES)}")
     schema_file = resources.files("metapool").joinpath("schemas", f"{table}.schema.json")
     return json.loads(schema_file.read_text(encoding="utf-8"))
 
@@ -125,18 +148,25 @@ def _dtype(prop: dict[str, Any]) -> str:
 
 
 #: Parsed schema per table.
-SCHEMAS: dict[str, dict[str, Any]] = {t: load_schema(t) for t in TABLES}
-#: All columns per table, in contract order (all must be present in the header).
-COLUMNS: dict[str, tuple[str, ...]] = {t: tuple(SCHEMAS[t]["x-column-order"]) for t in TABLES}
+SCHEMAS: dict[str, dict[str, Any]] = {t: load_schema(t) for t in SCHEMA_TABLES}
+#: All columns per table, in contract order (all but the optional ones must be in the header).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    t: tuple(SCHEMAS[t]["x-column-order"]) for t in SCHEMA_TABLES
+}
+#: Columns that may be left out of the header (``x-optional-columns``), in contract order.
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    t: tuple(c for c in COLUMNS[t] if c in SCHEMAS[t].get("x-optional-columns", ()))
+    for t in SCHEMA_TABLES
+}
 #: Columns whose cells must not be empty, in contract order.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    t: tuple(c for c in COLUMNS[t] if c in SCHEMAS[t]["required"]) for t in TABLES
+    t: tuple(c for c in COLUMNS[t] if c in SCHEMAS[t]["required"]) for t in SCHEMA_TABLES
 }
 #: pandas dtype of each column of the loaded DataFrames ("str", "Int64" or "float64").
 DTYPES: dict[str, dict[str, str]] = {
-    t: {c: _dtype(SCHEMAS[t]["properties"][c]) for c in COLUMNS[t]} for t in TABLES
+    t: {c: _dtype(SCHEMAS[t]["properties"][c]) for c in COLUMNS[t]} for t in SCHEMA_TABLES
 }
-_VALIDATORS = {t: jsonschema.Draft202012Validator(SCHEMAS[t]) for t in TABLES}
+_VALIDATORS = {t: jsonschema.Draft202012Validator(SCHEMAS[t]) for t in SCHEMA_TABLES}
 
 
 # --------------------------------------------------------------------------- public types
@@ -236,6 +266,11 @@ class Tables:
         Path of each table, keyed by table name.
     warnings : list of Issue
         Non-fatal problems, in report order.
+    km_dir : pathlib.Path or None
+        Directory of the digitised Kaplan-Meier files named in ``survival.csv`` ``km_file``.
+    risk_of_bias : pandas.DataFrame or None
+        The optional ``risk_of_bias.csv`` (one row per study x tool x domain), or None
+        when it was not given.
     """
 
     studies: pd.DataFrame
@@ -243,6 +278,8 @@ class Tables:
     survival: pd.DataFrame
     paths: dict[str, Path]
     warnings: list[Issue] = field(default_factory=list)
+    km_dir: Path | None = None
+    risk_of_bias: pd.DataFrame | None = None
 
 
 def parse_p_value(text: str) -> tuple[float, bool]:
@@ -398,8 +435,9 @@ def _map_header(table: _Table, raw: pd.DataFrame) -> dict[str, int]:
             table.add(f"duplicated column '{name}' (columns {cols})", column=name)
         else:
             usable[name] = where[0]
+    optional = OPTIONAL_COLUMNS.get(table.name, ())
     for name in known:
-        if name not in positions:
+        if name not in positions and name not in optional:
             table.add(f"missing required column '{name}'", column=name)
     return usable
 
@@ -496,7 +534,11 @@ def _keyword_message(error: jsonschema.ValidationError, text: str) -> str:
         expected = prop.get("x-expected", f"a value matching {prop['pattern']}")
         return f"'{text}' is not valid: expected {expected}"
     if error.validator == "enum":
-        return f"'{text}' is not one of: {', '.join(map(str, prop['enum']))}"
+        choices = ", ".join(map(str, prop["enum"]))
+        if "x-expected" in prop:  # a vocabulary that depends on another cell (e.g. the tool)
+            hint = _suggest(text, [str(c) for c in prop["enum"]])
+            return f"'{text}' is not {prop['x-expected']}; one of: {choices}{hint}"
+        return f"'{text}' is not one of: {choices}"
     if error.validator in _BOUND_KEYWORDS:
         return _range_message(prop, text)
     return f"'{text}' is invalid: {error.message}"
@@ -537,13 +579,17 @@ def _report_missing(table: _Table, row: _Row, keyword: str, rule: Any,
                 table.add("required value is empty", row, col)
         return
     because: dict[str, list[str]] = defaultdict(list)
+    optional = OPTIONAL_COLUMNS.get(table.name, ())
     for given, needs in rule.items():
         if given in instance:
             for col in needs:
-                if row.text.get(col) == "":
+                # a left-out optional column is empty; a left-out contract column is
+                # reported already ("missing required column")
+                if row.text.get(col, "" if col in optional else None) == "":
                     because[col].append(given)
     for col, givens in because.items():
-        table.add(f"empty, but required because {' and '.join(givens)} "
+        empty = "empty" if col in row.text else "empty (the column is not in the header)"
+        table.add(f"{empty}, but required because {' and '.join(givens)} "
                   f"{'is' if len(givens) == 1 else 'are'} given", row, col)
 
 
@@ -606,7 +652,47 @@ def _check_survival_rows(table: _Table) -> None:
     for row in table.rows:
         for arm in ("exp", "ctrl"):
             _check_not_greater(table, row, f"events_{arm}", f"n_{arm}")
+            _check_median_ci(table, row, arm)
         _check_hr_ci(table, row)
+        _check_survival_options(table, row)
+
+
+def _check_median_ci(table: _Table, row: _Row, arm: str) -> None:
+    median, low, high = (row.value.get(c) for c in (
+        f"median_{arm}", f"median_{arm}_lower", f"median_{arm}_upper"))
+    if low is None or high is None:
+        return
+    lo_col, hi_col = f"median_{arm}_lower", f"median_{arm}_upper"
+    if low >= high:
+        table.add(f"{lo_col} {row.text[lo_col]} >= {hi_col} {row.text[hi_col]}", row, lo_col)
+    elif median is not None and not low <= median <= high:
+        table.add(f"median_{arm} {row.text[f'median_{arm}']} outside its CI "
+                  f"{row.text[lo_col]}-{row.text[hi_col]}", row, f"median_{arm}")
+
+
+def _check_survival_options(table: _Table, row: _Row) -> None:
+    """Rules between the optional survival columns that a schema cannot express."""
+    value, text = row.value, row.text
+    if "v" in value and "oe" not in value and "hr" not in value and \
+            text.get("oe", "") == "" and text.get("hr", "") == "":
+        table.add(f"v {text['v']} given without oe or hr: the log-rank variance gives a log "
+                  "HR only with O-E (or with the reported HR)", row, "v")
+    total = value.get("events_total")
+    if total is not None:
+        n_exp, n_ctrl = value.get("n_exp"), value.get("n_ctrl")
+        if n_exp is not None and n_ctrl is not None and total > n_exp + n_ctrl:
+            table.add(f"events_total {text['events_total']} > n_exp + n_ctrl = "
+                      f"{n_exp + n_ctrl}", row, "events_total")
+        e_exp, e_ctrl = value.get("events_exp"), value.get("events_ctrl")
+        if e_exp is not None and e_ctrl is not None and total != e_exp + e_ctrl:
+            table.add(f"events_total {text['events_total']} differs from events_exp + "
+                      f"events_ctrl = {e_exp + e_ctrl}; the events per group are used",
+                      row, "events_total", "warning")
+    if value.get("p_sided") == 1 and isinstance(value.get("p_value"), float) \
+            and value["p_value"] > 0.5:
+        table.add(f"a one-sided p-value lies in (0, 0.5], got {text['p_value']} (above 0.5 "
+                  "the effect lies the other way; give the two-sided p with p_sided 2)",
+                  row, "p_value")
 
 
 def _check_not_greater(table: _Table, row: _Row, small: str, large: str) -> None:
@@ -681,6 +767,112 @@ def _check_references(table: _Table, studies: _Table) -> None:
                       "must have no results rows", row, "study_id")
 
 
+def _check_risk_of_bias(table: _Table, studies: _Table) -> None:
+    """Rules across the rows of risk_of_bias.csv; the vocabularies are in its schema.
+
+    Each row names a known, published study; Newcastle-Ottawa rows have stars whose AHRQ
+    rating is the judgement (other tools have none); each study x tool has every domain
+    of the tool and an Overall row whose judgement is at least as severe as its worst
+    domain (for Newcastle-Ottawa: the AHRQ rating of the stars, which add up).
+    """
+    from . import rob  # no metapool imports of its own
+
+    skip: set[str | None] = set()  # studies whose rows already carry an error of this kind
+    if studies.readable and "study_id" in studies.columns and studies.rows:
+        known = {r.study_id: r for r in reversed(studies.rows) if r.study_id}
+        name = Path(studies.file).name
+        for row in table.rows:
+            sid = row.value.get("study_id")
+            if sid is not None and sid not in known:
+                table.add(f"'{sid}' is not in {name}{_suggest(sid, list(known))}",
+                          row, "study_id")
+                # a mistyped id takes its rows from the study it was meant to be
+                skip.update([sid, *difflib.get_close_matches(sid, list(known), n=1)])
+            elif sid is not None and known[sid].value.get("status") == "ongoing":
+                table.add(f"'{sid}' has status 'ongoing' in {name}: risk of bias is judged on "
+                          "published results, so ongoing studies have no rows here",
+                          row, "study_id")
+                skip.add(sid)
+    nos = "Newcastle-Ottawa"
+    groups: dict[tuple[str, str], list[_Row]] = defaultdict(list)
+    broken: set[tuple[str, str]] = set()
+    for row in table.rows:
+        if row.value.get("tool") is None:  # an unknown tool: its rows' domains are unknown
+            skip.add(row.study_id)
+    for row in table.rows:
+        tool, domain, judgement = (row.value.get(c) for c in ("tool", "domain", "judgement"))
+        stars = row.value.get("stars")
+        if tool == nos and row.text.get("stars") == "" and "stars" in table.columns:
+            table.add("empty, but Newcastle-Ottawa rows need the stars of the domain "
+                      "(the Overall row: their sum)", row, "stars")
+        elif tool is not None and tool != nos and row.text.get("stars", "") != "":
+            table.add(f"stars are given only for Newcastle-Ottawa rows; leave the cell empty "
+                      f"for {tool}", row, "stars")
+        elif (tool == nos and domain not in (None, rob.OVERALL) and stars is not None
+              and judgement is not None):
+            expected = rob.nos_domain_rating(domain, stars)
+            if judgement != expected:
+                table.add(f"'{judgement}' does not match {stars} {domain} star(s): the AHRQ "
+                          f"thresholds give '{expected}'", row, "judgement")
+        if row.value.get("study_id") is None or tool is None:
+            continue
+        key = (row.value["study_id"], tool)
+        groups[key].append(row)
+        if (domain is None or judgement is None or (tool == nos and stars is None)
+                or any(r.value.get("domain") == domain for r in groups[key][:-1])):
+            broken.add(key)  # the cell's own error (or the duplicate) is reported already
+    for key, rows in groups.items():
+        if key not in broken and key[0] not in skip:
+            _check_rob_study(table, rows, key[1])
+
+
+def _check_rob_study(table: _Table, rows: list[_Row], tool: str) -> None:
+    """Domains complete and the Overall judgement consistent, for one study x tool."""
+    from . import rob
+
+    by_domain = {r.value["domain"]: r for r in rows}
+    missing = [d for d in rob.TOOLS[tool]["domains"] if d not in by_domain]
+    if missing:
+        names = ", ".join(f"'{d}'" for d in missing)
+        table.add(f"tool '{tool}' has no row for {names}; each assessed study needs one row "
+                  f"per domain of its tool, including one '{rob.OVERALL}' row", rows[0], "domain")
+        return
+    overall = by_domain.pop(rob.OVERALL)
+    judgement = overall.value["judgement"]
+    if tool == "Newcastle-Ottawa":
+        stars = {d: r.value["stars"] for d, r in by_domain.items()}
+        given = ", ".join(f"{d} {n}" for d, n in stars.items())
+        expected = rob.nos_overall(stars["selection"], stars["comparability"], stars["outcome"])
+        if judgement != expected:
+            table.add(f"Overall '{judgement}' does not match the stars ({given}): the AHRQ "
+                      f"thresholds give '{expected}'", overall, "judgement")
+        total = sum(stars.values())
+        if overall.value["stars"] != total:
+            table.add(f"Overall stars {overall.value['stars']} is not the sum of the domain "
+                      f"stars ({' + '.join(map(str, stars.values()))} = {total})",
+                      overall, "stars")
+        return
+    rank = rob.severity(tool, judgement)
+    worst_domain, worst = None, -1
+    for domain, row in by_domain.items():
+        level = rob.severity(tool, row.value["judgement"])
+        if level is not None and level > worst:
+            worst_domain, worst = domain, level
+    unknown = [d for d, r in by_domain.items() if r.value["judgement"] == "no information"]
+    if rank is not None and rank < worst:
+        worst_judgement = by_domain[worst_domain].value["judgement"]
+        table.add(f"Overall '{judgement}' is less severe than {worst_domain} "
+                  f"('{worst_judgement}'); the overall judgement is at least the most severe "
+                  "domain judgement", overall, "judgement")
+    elif rank == 0 and unknown:
+        table.add(f"Overall '{judgement}' needs every domain 'low', but {unknown[0]} is 'no "
+                  "information'", overall, "judgement")
+    elif rank is None and worst >= rob.severity(tool, "serious"):
+        worst_judgement = by_domain[worst_domain].value["judgement"]
+        table.add(f"Overall 'no information' although {worst_domain} is '{worst_judgement}'; "
+                  f"the overall judgement is at least '{worst_judgement}'", overall, "judgement")
+
+
 # --------------------------------------------------------------------------- assembly
 
 
@@ -689,8 +881,8 @@ def _frame(table: _Table) -> pd.DataFrame:
     data: dict[str, Any] = {}
     for col in COLUMNS[table.name]:
         dtype = DTYPES[table.name][col]
-        if dtype == "str":
-            data[col] = pd.Series([r.text[col] for r in table.rows], dtype="str")
+        if dtype == "str":  # .get: an optional column left out of the header is empty
+            data[col] = pd.Series([r.text.get(col, "") for r in table.rows], dtype="str")
         elif dtype == "Int64":
             data[col] = pd.array([r.value.get(col, pd.NA) for r in table.rows], dtype="Int64")
         else:
@@ -728,10 +920,48 @@ def _validate(studies: _Table, proportions: _Table, survival: _Table) -> None:
     _check_references(survival, studies)
 
 
+def default_km_dir(survival: str | os.PathLike[str]) -> Path:
+    """The KM directory used when none is given: ``km`` next to ``survival.csv``."""
+    return Path(survival).parent / "km"
+
+
+def _check_km_files(table: _Table, km_dir: Path) -> None:
+    """Every ``km_file`` names a readable pair ``<stem>.curve.csv`` + ``<stem>.risk.csv``."""
+    from .km import km_paths, read_km  # km imports this module; imported when needed
+
+    checked: dict[str, str | None] = {}
+    for row in table.rows:
+        stem = row.value.get("km_file")
+        if stem is None:
+            continue
+        if stem not in checked:
+            problem = None
+            bare = re.sub(r"\.(curve|risk)\.csv$", "", stem)
+            if bare != stem:
+                problem = f"'{stem}': write the stem only, '{bare}'"
+            else:
+                curve, risk = km_paths(km_dir, stem)
+                gone = [os.fspath(p) for p in (curve, risk) if not p.is_file()]
+                if gone:
+                    problem = (f"'{stem}': {' and '.join(gone)} not found (KM directory "
+                               f"{os.fspath(km_dir)}, config key tables.km_dir)")
+                else:
+                    try:
+                        read_km(curve, risk)
+                    except ValueError as exc:
+                        problem = f"'{stem}': {exc}"
+            checked[stem] = problem
+        if checked[stem]:
+            table.add(checked[stem], row, "km_file")
+
+
 def check_tables(
     studies: str | os.PathLike[str],
     proportions: str | os.PathLike[str],
     survival: str | os.PathLike[str],
+    *,
+    km_dir: str | os.PathLike[str] | None = None,
+    risk_of_bias: str | os.PathLike[str] | None = None,
 ) -> tuple[Tables | None, list[Issue]]:
     """Read and validate the three input tables without raising.
 
@@ -739,6 +969,12 @@ def check_tables(
     ----------
     studies, proportions, survival : str or os.PathLike
         Paths of ``studies.csv``, ``proportions.csv`` and ``survival.csv``.
+    km_dir : str or os.PathLike, optional
+        Directory of the digitised Kaplan-Meier files named in ``km_file``; default
+        :func:`default_km_dir` (``km`` next to ``survival.csv``).
+    risk_of_bias : str or os.PathLike, optional
+        Path of the optional ``risk_of_bias.csv`` (config ``tables.risk_of_bias``); its
+        problems are listed after those of the other tables.
 
     Returns
     -------
@@ -750,27 +986,46 @@ def check_tables(
     paths = {"studies": studies, "proportions": proportions, "survival": survival}
     tables = {name: _read_table(name, path) for name, path in paths.items()}
     _validate(tables["studies"], tables["proportions"], tables["survival"])
-    issues = [i for name in TABLES for i in _sorted_issues(tables[name])]
+    km = Path(km_dir) if km_dir is not None else default_km_dir(survival)
+    _check_km_files(tables["survival"], km)
+    if risk_of_bias is not None:
+        paths["risk_of_bias"] = risk_of_bias
+        tables["risk_of_bias"] = rob_table = _read_table("risk_of_bias", risk_of_bias)
+        for row in rob_table.rows:
+            _validate_row(rob_table, row)
+        _check_unique(rob_table)
+        _check_risk_of_bias(rob_table, tables["studies"])
+    issues = [i for name in tables for i in _sorted_issues(tables[name])]
     errors = [i for i in issues if i.severity == "error"]
     if errors:
         return None, issues
     warnings = [i for i in issues if i.severity == "warning"]
     frames = {name: _frame(tables[name]) for name in TABLES}
+    rob_frame = _frame(tables["risk_of_bias"]) if "risk_of_bias" in tables else None
     return Tables(**frames, paths={k: Path(v) for k, v in paths.items()},
-                  warnings=warnings), issues
+                  warnings=warnings, km_dir=km, risk_of_bias=rob_frame), issues
 
 
 def load_tables(
     studies: str | os.PathLike[str],
     proportions: str | os.PathLike[str],
     survival: str | os.PathLike[str],
+    *,
+    km_dir: str | os.PathLike[str] | None = None,
+    risk_of_bias: str | os.PathLike[str] | None = None,
 ) -> Tables:
-    """Read and validate the three input tables.
+    """Read and validate the three input tables (and the optional risk-of-bias table).
 
     Parameters
     ----------
     studies, proportions, survival : str or os.PathLike
         Paths of ``studies.csv``, ``proportions.csv`` and ``survival.csv``.
+    km_dir : str or os.PathLike, optional
+        Directory of the digitised Kaplan-Meier files named in ``survival.csv``
+        ``km_file`` (config ``tables.km_dir``); default: ``km`` next to ``survival.csv``.
+    risk_of_bias : str or os.PathLike, optional
+        Path of ``risk_of_bias.csv`` (config ``tables.risk_of_bias``); without it
+        :attr:`Tables.risk_of_bias` is None.
 
     Returns
     -------
@@ -782,7 +1037,8 @@ def load_tables(
     DataError
         Listing every error in every table when any is found.
     """
-    tables, issues = check_tables(studies, proportions, survival)
+    tables, issues = check_tables(studies, proportions, survival, km_dir=km_dir,
+                                  risk_of_bias=risk_of_bias)
     if tables is None:
         errors = [i for i in issues if i.severity == "error"]
         warnings = [i for i in issues if i.severity == "warning"]
@@ -956,8 +1212,8 @@ def check_config(config: Any, schema: dict[str, Any], file: str) -> list[Issue]:
             for *_, path, message in found]
 
 
-class _PlainLoader(yaml.SafeLoader):
-    """Safe YAML loader that also records keys given twice in one mapping."""
+class _DuplicateKeys:
+    """Mixin for a safe YAML loader: records keys given twice in one mapping."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -977,6 +1233,14 @@ class _PlainLoader(yaml.SafeLoader):
                 self.duplicates.append((key, key_node.start_mark.line + 1,
                                         key_node.start_mark.column + 1, line))
         return super().construct_mapping(node, deep)
+
+
+class _PlainLoader(_DuplicateKeys, yaml.SafeLoader):
+    """The pure-Python safe loader (its error messages are the ones reported)."""
+
+
+class _FastPlainLoader(_DuplicateKeys, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The same on libyaml (much faster on a config of many analyses)."""
 
 
 def _yaml_message(exc: yaml.YAMLError) -> str:
@@ -1026,11 +1290,17 @@ def check_config_file(path: str | os.PathLike[str]) -> list[Issue]:
         line = data[:at].count(b"\n") + 1
         return [Issue(file, None, None, f"is not valid UTF-8 text (byte {at}, line {line}); "
                                         "save it as UTF-8")]
-    loader = _PlainLoader(text)
+    loader = _FastPlainLoader(text)
     try:
         config = loader.get_single_data()
-    except yaml.YAMLError as exc:
-        return [Issue(file, None, None, _yaml_message(exc))]
+    except yaml.YAMLError:
+        # read again with the pure-Python parser, whose messages are the documented ones
+        loader.dispose()
+        loader = _PlainLoader(text)
+        try:
+            config = loader.get_single_data()
+        except yaml.YAMLError as exc:
+            return [Issue(file, None, None, _yaml_message(exc))]
     finally:
         loader.dispose()
     issues = [Issue(file, None, None, f"line {line}, column {column}: key '{key}' is given "

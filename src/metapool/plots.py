@@ -49,9 +49,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
-from matplotlib.patches import FancyArrowPatch, Polygon, Rectangle
+from matplotlib.patches import Circle, FancyArrowPatch, Polygon, Rectangle
 from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter, NullLocator
 
+from metapool import rob as _rob
 from metapool.formatting import (
     CI_NAMES,
     DASH,
@@ -83,6 +84,7 @@ __all__ = [
     "PRISMA_KEYS",
     "PrismaError",
     "RC",
+    "ROB_STYLE",
     "check_prisma",
     "cumulative_plot",
     "forest_plot",
@@ -91,6 +93,8 @@ __all__ = [
     "placeholder_figure",
     "prisma_diagram",
     "read_prisma",
+    "rob_summary",
+    "rob_traffic_light",
     "save_figure",
     "sensitivity_plot",
     "write_figure",
@@ -413,6 +417,18 @@ def _log_limits(lo: float, hi: float) -> tuple[float, float, list[float]]:
         # the labels do not run into each other
         ticks = [t for t in ticks if t in (low, high) or math.log10(t).is_integer()]
     return low, high, ticks
+
+
+#: Tick values of a log axis in months (pooled medians).
+_MONTH_TICKS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 20.0, 30.0, 50.0, 100.0, 200.0, 500.0)
+
+
+def _months_limits(lo: float, hi: float) -> tuple[float, float, list[float]]:
+    """Log axis limits in months at tick values around the data (no null value)."""
+    lo, hi = lo / 1.04, hi * 1.04
+    low = max((t for t in _MONTH_TICKS if t <= lo), default=_MONTH_TICKS[0])
+    high = min((t for t in _MONTH_TICKS if t >= hi), default=_MONTH_TICKS[-1])
+    return low, high, [t for t in _MONTH_TICKS if low <= t <= high]
 
 
 def _tick_label(value: float, _pos: Any = None) -> str:
@@ -783,6 +799,8 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
     pal = _PALETTES[style]
     measure = str(doc.get("measure") or "")
     proportion = is_proportion_measure(measure)
+    # pooled single-arm medians: months on a log axis, no null line, no "Favours" labels
+    median = measure.lower() == "median"
     scale = 100.0 if proportion else 1.0
     rows, facts = _build_rows(doc)
     if style != "default":
@@ -948,6 +966,9 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
     if proportion:
         lo_d, hi_d = (min(lows), max(highs)) if lows else (0.0, 100.0)
         xmin, xmax, ticks = _percent_limits(lo_d, hi_d)
+    elif median:
+        lo_d, hi_d = (min(lows), max(highs)) if lows else (1.0, 100.0)
+        xmin, xmax, ticks = _months_limits(lo_d, hi_d)
     else:
         lo_d, hi_d = (min(lows), max(highs)) if lows else (0.5, 2.0)
         xmin, xmax, ticks = _log_limits(lo_d, hi_d)
@@ -1014,7 +1035,7 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
         anchors[key] = x + widths[key] if align == "right" else x
         x += widths[key]
     width = (x if right_cols else x_plot + plot_w) + _MARGIN
-    if ratio and style != "default" and xmin < 1.0 < xmax:
+    if ratio and not median and style != "default" and xmin < 1.0 < xmax:
         # the "Favours control" label right of the null line must fit in the figure
         one = x_plot + plot_w * math.log(1.0 / xmin) / math.log(xmax / xmin)
         right_label = "Favors control" if style == "jama" else "Favours control"
@@ -1069,7 +1090,7 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
     header_lines = max(str(h).count("\n") + 1 for h in headers.values())
     header_h = 0.26 + 0.14 * (header_lines - 1)
     rows_h = row_h * len(rows)
-    favours_row = ratio
+    favours_row = ratio and not median
     xlabel_row = style != "revman5"
     axis_h = 0.33 + (0.17 if xlabel_row else 0.0) + (0.17 if favours_row else 0.0)
     foot_h = 0.14 * len(foot_lines) + 0.08
@@ -1167,7 +1188,7 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
         (i for i, r in enumerate(rows) if r["kind"] in ("study", "pooled", "pi", "note")),
         default=n - 1,
     )
-    if not proportion:
+    if not proportion and not median:
         if style == "jama":
             ax.add_line(
                 Line2D(
@@ -1212,7 +1233,7 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
         "not_pooled": [],
         "prediction_interval": None,
         "xscale": "log" if ratio else "linear",
-        "xunit": "ratio" if ratio else "percent",
+        "xunit": "months" if median else "ratio" if ratio else "percent",
         "xlim": (xmin, xmax),
         "xticks": list(ticks),
         "single_study": facts["single"],
@@ -1391,7 +1412,7 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
     axes_center = mtransforms.blended_transform_factory(ax.transAxes, ax.transAxes)
     offset = 0.27  # inches below the axis line: under the tick labels
     favours_drawn: tuple[str, str] | None = None
-    if ratio:
+    if ratio and not median:
         spelling = "Favors" if style == "jama" else "Favours"
         left, right = (f"{spelling} experimental", f"{spelling} control")
         favours = doc.get("favours")
@@ -1418,7 +1439,11 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
                     clip_on=False,
                 )
         offset += 0.17
-    if style == "jama":
+    if median:
+        xlabel = "Median time to event, months" + (
+            f" ({level} CI)" if style == "jama" else " (log scale)"
+        )
+    elif style == "jama":
         xlabel = f"{effect_label}, % ({level} CI)" if proportion else f"{effect_label} ({level} CI)"
     else:
         xlabel = f"{effect_label} (%)" if proportion else f"{effect_label} (log scale)"
@@ -3747,6 +3772,356 @@ def _included_lines(inc: Mapping[str, Any]) -> list[tuple[str, bool]]:
     if inc.get("ongoing_reports") is not None:
         lines.append((_count_line("Reports of ongoing studies", inc["ongoing_reports"]), False))
     return lines
+
+
+# --------------------------------------------------------------------------- risk of bias
+
+#: Fill colour and symbol of each risk-of-bias judgement (:data:`metapool.rob.STYLE`:
+#: colour-blind-safe fills, and a symbol that repeats the judgement).
+ROB_STYLE: dict[str, tuple[str, str]] = _rob.STYLE
+_ROB_DARK = _rob.DARK_FILLS  # fills that take a white symbol
+#: Column headers of the Newcastle-Ottawa domains (the other tools use D1, D2, ...).
+_NOS_HEADERS = {
+    "selection": "Selection",
+    "comparability": "Compar-\nability",
+    "outcome": "Outcome",
+}
+
+
+def _rob_records(assessments: Any) -> list[dict[str, Any]]:
+    """Risk-of-bias rows (a DataFrame or mappings) as plain dicts, NA as None."""
+    rows = assessments
+    if hasattr(assessments, "to_dict"):
+        rows = assessments.to_dict(orient="records")
+    out = []
+    for r in rows or []:
+        rec = {k: (None if is_missing(v) else v) for k, v in dict(r).items()}
+        out.append(rec)
+    return out
+
+
+def _rob_labels(studies: Any) -> tuple[dict[str, str], dict[str, float | None]]:
+    """``{study_id: label}`` and ``{study_id: n_total}`` from studies.csv rows."""
+    labels: dict[str, str] = {}
+    sizes: dict[str, float | None] = {}
+    for s in _rob_records(studies):
+        sid = str(s.get("study_id"))
+        labels[sid] = _rob.study_label(s)
+        sizes[sid] = as_float(s.get("n_total"))
+    return labels, sizes
+
+
+def _domain_header(tool: str, domain: str) -> str:
+    if domain == _rob.OVERALL:
+        return "Overall"
+    if tool == "Newcastle-Ottawa":
+        return _NOS_HEADERS.get(domain, domain)
+    return domain.split(" ", 1)[0]
+
+
+def _domain_key(tool: str, domains: list[str]) -> str:
+    """The footnote that names the domains behind the short column headers."""
+    if tool == "Newcastle-Ottawa":
+        most = _rob.NOS_MAX_STARS
+        stars = "; ".join(f"{d} 0\u2013{most[d]}" for d in domains if d != _rob.OVERALL)
+        return (f"Stars per domain ({stars}; Overall: their sum), rated good, fair or poor "
+                "with the AHRQ thresholds.")
+    parts = [d.replace(" ", ": ", 1) for d in domains if d != _rob.OVERALL]
+    return "; ".join(parts) + "."
+
+
+def _rob_circle(
+    fig: Figure, x: float, y: float, r: float, judgement: str, size: float
+) -> tuple[str, str]:
+    """A filled circle with its judgement's symbol at (x, y) inches; returns (fill, symbol)."""
+    fill, symbol = ROB_STYLE[judgement]
+    fig.add_artist(
+        Circle((x, y), r, transform=fig.dpi_scale_trans, facecolor=fill, edgecolor=_INK, lw=0.5)
+    )
+    fig.text(
+        x, y - 0.005, symbol, transform=fig.dpi_scale_trans, ha="center", va="center",
+        fontsize=size, fontweight="bold", color="white" if fill in _ROB_DARK else _INK,
+        parse_math=False,
+    )
+    return fill, symbol
+
+
+def rob_traffic_light(
+    assessments: Any, studies: Any = None, *, title: str = "Risk of bias"
+) -> Figure:
+    """Traffic-light plot of risk-of-bias judgements: studies x domains, one panel per tool.
+
+    Each judgement is a circle filled with its colour and marked with its symbol
+    (:data:`ROB_STYLE`); Newcastle-Ottawa cells also give the stars. Under each panel
+    are the domain names behind the column headers and a legend of the tool's
+    judgements. Studies appear in the order of their first row in the table.
+
+    Parameters
+    ----------
+    assessments : DataFrame or iterable of mapping
+        Rows of ``risk_of_bias.csv`` (``study_id``, ``tool``, ``domain``,
+        ``judgement``, ``stars``), as validated by :func:`metapool.io.load_tables`.
+    studies : DataFrame or iterable of mapping, optional
+        Rows of ``studies.csv``, for the labels ("Author Year"); else the study_id.
+    title : str, default "Risk of bias"
+        Title line.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.metapool``: ``figure`` (``"rob_traffic_light"``), ``panels`` (per tool:
+        ``tool``, ``domains``, ``headers``, ``study_ids``, ``studies`` (labels) and
+        ``cells``, one per circle: ``study_id``, ``label``, ``domain``, ``judgement``,
+        ``stars``, ``color``, ``symbol``), ``n_circles``. A placeholder figure when there
+        are no rows.
+    """
+    rows = _rob_records(assessments)
+    labels, _ = _rob_labels(studies)
+    with _style():
+        if not rows:
+            return placeholder_figure(title, "No risk-of-bias assessment was supplied.",
+                                      figure="rob_traffic_light")
+        measure = _Measure()
+        width = 7.0
+        inner = width - 2 * _MARGIN
+        row_h, r, sym = 0.24, 0.085, 7.5
+        panels: list[dict[str, Any]] = []
+        for tool in _rob.TOOLS:
+            mine = [x for x in rows if x.get("tool") == tool]
+            if not mine:
+                continue
+            ids = list(dict.fromkeys(str(x["study_id"]) for x in mine))
+            given = {x["domain"] for x in mine}
+            domains = [d for d in _rob.TOOLS[tool]["domains"] if d in given]
+            cell = {(str(x["study_id"]), x["domain"]): x for x in mine}
+            panels.append({"tool": tool, "ids": ids, "domains": domains, "cell": cell})
+        label_w = max(
+            measure.width(labels.get(sid, sid), _SIZE) for p in panels for sid in p["ids"]
+        ) + 0.15
+        head = _title_lines(title, "Traffic-light plot of the judgements per study and domain",
+                            inner, measure)
+        blocks = []
+        for p in panels:
+            nos = p["tool"] == "Newcastle-Ottawa"
+            col_w = min(0.75 if nos else 0.5, (inner - label_w) / len(p["domains"]))
+            key = _wrapped([_domain_key(p["tool"], p["domains"])], inner, measure, _SMALL,
+                           color=_NOTE)
+            blocks.append((p, col_w, key))
+        header_h = {True: 0.36, False: 0.22}  # two-line headers for Newcastle-Ottawa
+        heights = [
+            0.24 + header_h[p["tool"] == "Newcastle-Ottawa"] + row_h * len(p["ids"]) + 0.06
+            + _lines_height(key) + 0.34
+            for p, _, key in blocks
+        ]
+        height = 0.1 + _lines_height(head) + 0.08 + sum(heights) + 0.05
+        fig = _new_figure(width, height)
+        y = _put_lines(fig, head, _MARGIN, height - 0.1, width, height) - 0.08
+        described: list[dict[str, Any]] = []
+        n_circles = 0
+        for (p, col_w, key), block_h in zip(blocks, heights):
+            tool = p["tool"]
+            nos = tool == "Newcastle-Ottawa"
+            top = y
+            fig.text(_MARGIN, y, f"{tool} ({_rob.TOOLS[tool]['design']})",
+                     transform=fig.dpi_scale_trans, va="top", ha="left",
+                     fontsize=_SIZE + 0.5, fontweight="bold", color=_INK, parse_math=False)
+            y -= 0.24
+            x0 = _MARGIN + label_w
+            headers = [_domain_header(tool, d) for d in p["domains"]]
+            for i, text in enumerate(headers):
+                fig.text(x0 + (i + 0.5) * col_w, y - header_h[nos] + 0.05, text,
+                         transform=fig.dpi_scale_trans, ha="center", va="bottom",
+                         fontsize=_SMALL, color=_INK, parse_math=False, linespacing=1.0,
+                         fontweight="bold" if text == "Overall" else "normal")
+            y -= header_h[nos]
+            fig.add_artist(Line2D([_MARGIN, x0 + len(headers) * col_w], [y + 0.02, y + 0.02],
+                                  transform=fig.dpi_scale_trans, color=_INK, lw=0.6))
+            cells = []
+            study_labels = []
+            for j, sid in enumerate(p["ids"]):
+                cy = y - (j + 0.5) * row_h
+                label = labels.get(sid, sid)
+                study_labels.append(label)
+                fig.text(_MARGIN, cy, label, transform=fig.dpi_scale_trans, ha="left",
+                         va="center", fontsize=_SIZE, color=_INK, parse_math=False)
+                for i, domain in enumerate(p["domains"]):
+                    x = p["cell"].get((sid, domain))
+                    if x is None:
+                        continue
+                    cx = x0 + (i + 0.5) * col_w
+                    stars = x.get("stars")
+                    if nos and stars is not None:
+                        cx -= 0.12
+                        fig.text(cx + r + 0.04, cy, f"{int(stars)}\u2605",
+                                 transform=fig.dpi_scale_trans, ha="left", va="center",
+                                 fontsize=_SMALL, color=_NOTE, parse_math=False)
+                    fill, symbol = _rob_circle(fig, cx, cy, r, str(x["judgement"]), sym)
+                    n_circles += 1
+                    cells.append({
+                        "study_id": sid, "label": label, "domain": domain,
+                        "judgement": str(x["judgement"]),
+                        "stars": None if stars is None else int(stars),
+                        "color": fill, "symbol": symbol,
+                    })
+            y -= row_h * len(p["ids"]) + 0.06
+            fig.add_artist(Line2D([_MARGIN, x0 + len(headers) * col_w], [y + 0.04, y + 0.04],
+                                  transform=fig.dpi_scale_trans, color=_INK, lw=0.6))
+            y = _put_lines(fig, key, _MARGIN, y, width, height)
+            # legend of the tool's judgements
+            lx = _MARGIN
+            ly = y - 0.12
+            for judgement in _rob.TOOLS[tool]["judgements"]:
+                _rob_circle(fig, lx + 0.07, ly, 0.065, judgement, 6.0)
+                fig.text(lx + 0.17, ly, judgement, transform=fig.dpi_scale_trans, ha="left",
+                         va="center", fontsize=_SMALL, color=_INK, parse_math=False)
+                lx += 0.17 + measure.width(judgement, _SMALL) + 0.25
+            y = top - block_h
+            described.append({
+                "tool": tool, "domains": list(p["domains"]), "headers": headers,
+                "study_ids": list(p["ids"]), "studies": study_labels, "cells": cells,
+            })
+        fig.metapool = {  # type: ignore[attr-defined]
+            "figure": "rob_traffic_light",
+            "panels": described,
+            "n_circles": n_circles,
+        }
+        return fig
+
+
+def rob_summary(
+    assessments: Any,
+    studies: Any = None,
+    *,
+    weighted: bool = True,
+    title: str = "Risk of bias",
+) -> Figure:
+    """Summary plot of risk of bias: per tool and domain, the share of each judgement.
+
+    One horizontal stacked bar per domain (Overall last), best judgement on the left,
+    in the colours of :data:`ROB_STYLE`; shares of 5% or more are printed in the bar.
+    By default each study counts with its sample size (``n_total`` of studies.csv), so
+    a bar shows the proportion of the information (participants) at each judgement, as
+    in robvis' weighted summary plot; ``weighted=False`` counts every study once. When
+    a study has no ``n_total`` the plot is unweighted and says so.
+
+    Parameters
+    ----------
+    assessments : DataFrame or iterable of mapping
+        Rows of ``risk_of_bias.csv``.
+    studies : DataFrame or iterable of mapping, optional
+        Rows of ``studies.csv`` (``study_id``, ``n_total``); needed for the weights.
+    weighted : bool, default True
+        Weight studies by ``n_total``.
+    title : str, default "Risk of bias"
+        Title line.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.metapool``: ``figure`` (``"rob_summary"``), ``weighted`` (whether the
+        weights were used), ``note`` (why not, when asked for), ``panels`` (per tool:
+        ``tool``, ``n_studies``, ``total_weight``, ``bars``: per domain ``domain`` and
+        ``segments`` [{``judgement``, ``proportion``, ``color``}] summing to 1). A
+        placeholder figure when there are no rows.
+    """
+    rows = _rob_records(assessments)
+    _, sizes = _rob_labels(studies)
+    with _style():
+        if not rows:
+            return placeholder_figure(title, "No risk-of-bias assessment was supplied.",
+                                      figure="rob_summary")
+        ids = list(dict.fromkeys(str(x["study_id"]) for x in rows))
+        note = ""
+        weights = None
+        if weighted:
+            lacking = [sid for sid in ids if not (sizes.get(sid) or 0) > 0]
+            if lacking:
+                note = (f"Unweighted: no sample size (n_total) for {', '.join(lacking)}; "
+                        "every study counts once.")
+            else:
+                weights = {sid: float(sizes[sid]) for sid in ids}  # type: ignore[arg-type]
+        shares = _rob.domain_proportions(rows, weights)
+        measure = _Measure()
+        width = 7.0
+        inner = width - 2 * _MARGIN
+        label_w = 2.45
+        bar_w = inner - label_w - 0.1
+        bar_h, gap = 0.2, 0.08
+        what = ("Share of participants (studies weighted by sample size)" if weights
+                else "Share of studies (unweighted)")
+        head = _title_lines(title, f"Summary plot: {what.lower()}", inner, measure)
+        foot = _wrapped([note], inner, measure, _SMALL, color=_CAVEAT) if note else []
+        heights = [0.26 + len(d) * (bar_h + gap) + 0.32 + 0.3 for d in shares.values()]
+        height = 0.1 + _lines_height(head) + 0.08 + sum(heights) + _lines_height(foot) + 0.1
+        fig = _new_figure(width, height)
+        y = _put_lines(fig, head, _MARGIN, height - 0.1, width, height) - 0.08
+        panels = []
+        for (tool, domains), block_h in zip(shares.items(), heights):
+            top = y
+            members = {str(x["study_id"]) for x in rows if x.get("tool") == tool}
+            total = sum(weights[s] for s in members) if weights else float(len(members))
+            unit = "participants" if weights else "studies"
+            fig.text(_MARGIN, y, f"{tool} ({_rob.TOOLS[tool]['design']}): {len(members)} "
+                     f"stud{'y' if len(members) == 1 else 'ies'}"
+                     + (f", {fmt_int(total)} participants" if weights else ""),
+                     transform=fig.dpi_scale_trans, va="top", ha="left",
+                     fontsize=_SIZE + 0.5, fontweight="bold", color=_INK, parse_math=False)
+            y -= 0.26
+            ax_h = len(domains) * (bar_h + gap)
+            ax = fig.add_axes((
+                (_MARGIN + label_w) / width, (y - ax_h) / height, bar_w / width, ax_h / height))
+            bars = []
+            for i, (domain, cells) in enumerate(domains.items()):
+                yc = len(domains) - 1 - i
+                left = 0.0
+                segments = []
+                for judgement, share in cells.items():
+                    fill, _ = ROB_STYLE[judgement]
+                    if share > 0:
+                        ax.barh(yc, 100 * share, left=100 * left, height=bar_h / (bar_h + gap),
+                                color=fill, edgecolor=_INK, linewidth=0.4)
+                        if share >= 0.05:
+                            ax.text(100 * (left + share / 2), yc, f"{100 * share:.0f}%",
+                                    ha="center", va="center", fontsize=_SMALL - 0.5,
+                                    color="white" if fill in _ROB_DARK else _INK,
+                                    parse_math=False)
+                    segments.append({"judgement": judgement, "proportion": share, "color": fill})
+                    left += share
+                shown = domain[:1].upper() + domain[1:]
+                fig.text(_MARGIN, y - (i + 0.5) * (bar_h + gap), shown,
+                         transform=fig.dpi_scale_trans, ha="left", va="center",
+                         fontsize=_SIZE, color=_INK, parse_math=False,
+                         fontweight="bold" if domain == "Overall" else "normal")
+                bars.append({"domain": domain, "segments": segments})
+            ax.set_xlim(0, 100)
+            ax.set_ylim(-0.5, len(domains) - 0.5)
+            ax.set_yticks([])
+            ax.xaxis.set_major_locator(FixedLocator([0, 25, 50, 75, 100]))
+            ax.xaxis.set_major_formatter(FixedFormatter(["0%", "25%", "50%", "75%", "100%"]))
+            for side in ("top", "right", "left"):
+                ax.spines[side].set_visible(False)
+            y -= ax_h + 0.32
+            lx = _MARGIN + label_w
+            for judgement in _rob.TOOLS[tool]["judgements"]:
+                fill, _ = ROB_STYLE[judgement]
+                fig.add_artist(Rectangle((lx, y - 0.05), 0.16, 0.1,
+                                         transform=fig.dpi_scale_trans, facecolor=fill,
+                                         edgecolor=_INK, lw=0.4))
+                fig.text(lx + 0.21, y, judgement, transform=fig.dpi_scale_trans, ha="left",
+                         va="center", fontsize=_SMALL, color=_INK, parse_math=False)
+                lx += 0.21 + measure.width(judgement, _SMALL) + 0.22
+            y = top - block_h
+            panels.append({"tool": tool, "n_studies": len(members), "total_weight": total,
+                           "unit": unit, "bars": bars})
+        if foot:
+            _put_lines(fig, foot, _MARGIN, y, width, height)
+        fig.metapool = {  # type: ignore[attr-defined]
+            "figure": "rob_summary",
+            "weighted": weights is not None,
+            "note": note,
+            "panels": panels,
+        }
+        return fig
 
 
 # --------------------------------------------------------------------------- writers

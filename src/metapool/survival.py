@@ -1124,10 +1124,27 @@ def _p_of(row):
     return value, is_bound, text.lstrip("<").strip()
 
 
+#: survival.csv spellings of the row options (metapool/schemas/survival.schema.json) and
+#: the names used in this module; the module's own names are accepted as well.
+CSV_ORIENTATIONS = {"exp_vs_ctrl": ORIENTATIONS[0], "ctrl_vs_exp": ORIENTATIONS[1]}
+CSV_SIDES = {2: "two", 1: "one"}
+CSV_DIRECTIONS = {"experimental": "favours experimental", "control": "favours control"}
+
+
 def _options(row):
+    """(orientation, sided, direction) of a row, from the survival.csv columns
+    ``hr_orientation`` (exp_vs_ctrl | ctrl_vs_exp), ``p_sided`` (2 | 1) and ``direction``
+    (experimental | control), or from this module's names for them."""
     orientation = _cell(row, "hr_orientation") or ORIENTATIONS[0]
+    orientation = CSV_ORIENTATIONS.get(str(orientation).strip(), orientation)
     sided = _cell(row, "p_sided") or "two"
+    if isinstance(sided, (int, float)) and float(sided) in (1.0, 2.0):
+        sided = CSV_SIDES[int(sided)]
+    elif isinstance(sided, str) and sided.strip() in ("1", "2"):
+        sided = CSV_SIDES[int(sided)]
     direction = _cell(row, "direction")
+    if direction is not None:
+        direction = CSV_DIRECTIONS.get(str(direction).strip().lower(), direction)
     return orientation, sided, direction
 
 
@@ -1321,9 +1338,11 @@ def best_conversion(row, allowed_methods=("hr_ci", "hr_p"), level=0.95, *, km=No
         A ``survival.csv`` row (dict, or pandas Series) with optional extra keys:
         ``oe`` and ``v`` (log-rank O-E of the experimental arm and its variance),
         ``events_total`` (D), ``allocation_ratio`` (experimental : control),
-        ``direction`` ("favours experimental" | "favours control"), ``hr_orientation``
-        (:data:`ORIENTATIONS`, default experimental vs control), ``p_sided``
-        ("two" default | "one"), ``source_row``. Empty cells, None and NaN are absent.
+        ``direction`` ("favours experimental" | "favours control"; in survival.csv
+        ``experimental`` | ``control``), ``hr_orientation`` (:data:`ORIENTATIONS`, default
+        experimental vs control; in survival.csv ``exp_vs_ctrl`` | ``ctrl_vs_exp``),
+        ``p_sided`` ("two" default | "one"; in survival.csv ``2`` | ``1``), ``source_row``.
+        Empty cells, None and NaN are absent.
     allowed_methods : sequence of str
         Subset of :data:`METHODS`.
     level : float

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 import metapool
-from metapool.analysis import check_analyses
+from metapool.analysis import check_analyses, input_digest, km_files
 from metapool.io import (
     DataError,
     check_config,
@@ -58,6 +58,11 @@ if problems:
 validate(config, schema="../schemas/config.schema.yaml")
 
 ANALYSES = list(config["analyses"])
+# The input tables by name; tables.km_dir is the directory of digitised Kaplan-Meier
+# curves (the files the selected rows name are inputs of the pool jobs: km_files), not
+# a table.
+TABLE_FILES = {k: v for k, v in config["tables"].items() if k != "km_dir"}
+KM_DIR = config["tables"]["km_dir"]
 
 # ---- tables ----------------------------------------------------------------------------
 # Load and check the tables now, so that a bad row stops the run before any job runs.
@@ -123,13 +128,10 @@ def analysis_outputs():
             "excluded.csv",
             "analysis.json",
             "sensitivity.csv",
-            "forest.svg",
-            "forest.png",
-            "forest.pdf",
             *[
                 f"{figure}.{ext}"
-                for figure in ("funnel", "leave_one_out", "cumulative", "sensitivity")
-                for ext in ("svg", "png", "pdf")
+                for figure in ("forest", *FIGURE_KINDS)
+                for ext in FIGURE_FORMATS
             ],
         ],
     )
@@ -142,6 +144,39 @@ def prisma_outputs():
     return []
 
 
+# The risk-of-bias figures drawn from the optional table tables.risk_of_bias.
+ROB_FIGURES = ("traffic_light", "summary")
+
+
+def rob_table():
+    """The risk-of-bias table as a list of zero or one paths (tables.risk_of_bias is
+    optional: without it nothing reads or draws risk of bias)."""
+    path = config["tables"].get("risk_of_bias")
+    return [path] if path else []
+
+
+def rob_outputs():
+    """The risk-of-bias figures, when the config names a risk-of-bias table."""
+    if rob_table():
+        return expand(
+            "results/risk_of_bias/{figure}.{ext}",
+            figure=ROB_FIGURES,
+            ext=["svg", "png", "pdf"],
+        )
+    return []
+
+
+def all_km_inputs():
+    """The Kaplan-Meier files of every analysis (for the manifest)."""
+    return sorted(
+        {
+            path
+            for name, spec in config["analyses"].items()
+            for path in km_files(TABLES, spec, config["defaults"], KM_DIR)
+        }
+    )
+
+
 def analysis_labels(wildcards):
     """Labels of an analysis' files in Snakemake's own report."""
     spec = config["analyses"][wildcards.analysis]
@@ -150,3 +185,110 @@ def analysis_labels(wildcards):
         "table": spec["table"],
         "outcome": spec["outcome"],
     }
+
+
+# ---- result cache ----------------------------------------------------------------------
+# Each analysis' results are computed once per content: the pooling jobs write them to
+# results/.cache/pool/<key>/, the plotting jobs to results/.cache/plots/<key>/, and the
+# per-analysis rules `pool`, `forest` and `figures` copy them to results/<analysis>/.
+# The key is a SHA-256 over everything the result depends on (the analysis' settings,
+# the rows it selects, and the code), so a cache entry never goes stale: an edited
+# analysis or a study added to the tables gets a new key for the analyses that select
+# it, and only those are computed again. Entries still missing are computed in batches
+# (execution.batch_size analyses per job), so that one Python start-up serves many
+# analyses; Snakemake's own bookkeeping stays per analysis, on the copies.
+POOL_FILES = ("pooled.csv", "studies.csv", "analysis.json", "sensitivity.csv", "log")
+FIGURE_KINDS = list(config["report"]["figures"])
+FIGURE_FORMATS = [
+    f for f in ("svg", "png", "pdf") if f in config["report"]["figure_formats"]
+]
+PLOT_FILES = (
+    *(f"forest.{ext}" for ext in FIGURE_FORMATS),
+    *(f"{kind}.{ext}" for kind in FIGURE_KINDS for ext in FIGURE_FORMATS),
+    "log",
+)
+POOL_CODE = metapool_code("plots", "report")
+PLOT_CODE = metapool_code("report")
+
+
+def sha256_text(*parts):
+    """SHA-256 of the parts, each as text, separated by NUL."""
+    return hashlib.sha256("\0".join(map(str, parts)).encode("utf-8")).hexdigest()
+
+
+POOL_KEYS = {
+    name: sha256_text(POOL_CODE, input_digest(TABLES, spec, config["defaults"]))
+    for name, spec in config["analyses"].items()
+}
+PLOT_KEYS = {
+    name: sha256_text(
+        POOL_KEYS[name],
+        PLOT_CODE,
+        config["report"]["forest_layout"],
+        FIGURE_FORMATS,
+        FIGURE_KINDS,
+    )
+    for name in ANALYSES
+}
+
+
+def pool_entry(name, file):
+    """A file of analysis `name`'s pooling result in the cache."""
+    return f"results/.cache/pool/{POOL_KEYS[name]}/{file}"
+
+
+def plot_entry(name, file):
+    """A file of analysis `name`'s figures in the cache."""
+    return f"results/.cache/plots/{PLOT_KEYS[name]}/{file}"
+
+
+def batches(names):
+    """`names` in config order, split into jobs of at most execution.batch_size, and
+    into at least as many jobs as there are cores (when there are enough names)."""
+    size = config["execution"]["batch_size"]
+    cores = workflow.resource_settings.cores
+    count = max(
+        -(-len(names) // size), min(len(names), cores if isinstance(cores, int) else 1)
+    )
+    return [names[i::count] for i in range(count)] if names else []
+
+
+# Analyses whose cache entry is incomplete (or absent), to be computed by this run.
+POOL_BATCHES = batches(
+    [
+        a
+        for a in ANALYSES
+        if not all(os.path.exists(pool_entry(a, f)) for f in POOL_FILES)
+    ]
+)
+PLOT_BATCHES = batches(
+    [
+        a
+        for a in ANALYSES
+        if not all(os.path.exists(plot_entry(a, f)) for f in PLOT_FILES)
+    ]
+)
+
+
+# Snakemake's report categories of the figures of config report.figures.
+FIGURE_CATEGORIES = {
+    "funnel": "Funnel plots",
+    "leave_one_out": "Leave-one-out plots",
+    "cumulative": "Cumulative plots",
+    "sensitivity": "Sensitivity plots",
+}
+
+# Shell command of the rules that copy cache entries to results/<analysis>/: its
+# params.copies lists source and destination paths in turn.
+COPY_SHELL = (
+    "set -- {params.copies:q}; "
+    'while [ "$#" -gt 1 ]; do cp -- "$1" "$2" || exit 1; shift 2; done'
+)
+
+
+def copy_pairs(sources, destinations):
+    """[source, destination, ...] for COPY_SHELL, from two lists of equal length."""
+    sources, destinations = list(map(str, sources)), list(map(str, destinations))
+    if len(sources) != len(destinations):
+        raise ValueError(f"copy {len(sources)} files to {len(destinations)} places")
+    return [path for pair in zip(sources, destinations) for path in pair]

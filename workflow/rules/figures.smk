@@ -1,81 +1,35 @@
-rule forest:
-    # Forest plot of one analysis, drawn from its analysis.json alone, in the layout
-    # config report.forest_layout (default, compact, revman5 or jama).
-    input:
-        document="results/{analysis}/analysis.json",
-    output:
-        svg=report(
-            "results/{analysis}/forest.svg",
-            caption="../report/forest.rst",
-            category="Forest plots",
-            labels=analysis_labels,
-        ),
-        png="results/{analysis}/forest.png",
-        pdf="results/{analysis}/forest.pdf",
-    log:
-        "logs/forest/{analysis}.log",
-    conda:
-        "../envs/metapool.yaml"
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    params:
-        code=metapool_code("report"),
-        layout=config["report"].get("forest_layout", "default"),
-    script:
-        "../scripts/forest.py"
+# Plotting runs in batches too: each plots_batch_<i> job draws the forest plot and the
+# figures of config report.figures for the analyses whose figures are not yet in the
+# cache (see "result cache" in common.smk); `publish` (results.smk) copies them to
+# results/<analysis>/.
+for index, members in enumerate(PLOT_BATCHES):
 
-
-rule figures:
-    # The secondary figures of one analysis, drawn from its analysis.json alone: funnel
-    # plot, leave-one-out, cumulative and sensitivity plots (a placeholder figure saying
-    # why when the analysis has too few studies for one), each as SVG, PNG and PDF.
-    input:
-        document="results/{analysis}/analysis.json",
-    output:
-        funnel=report(
-            "results/{analysis}/funnel.svg",
-            caption="../report/funnel.rst",
-            category="Funnel plots",
-            labels=analysis_labels,
-        ),
-        funnel_png="results/{analysis}/funnel.png",
-        funnel_pdf="results/{analysis}/funnel.pdf",
-        leave_one_out=report(
-            "results/{analysis}/leave_one_out.svg",
-            caption="../report/leave_one_out.rst",
-            category="Leave-one-out plots",
-            labels=analysis_labels,
-        ),
-        leave_one_out_png="results/{analysis}/leave_one_out.png",
-        leave_one_out_pdf="results/{analysis}/leave_one_out.pdf",
-        cumulative=report(
-            "results/{analysis}/cumulative.svg",
-            caption="../report/cumulative.rst",
-            category="Cumulative plots",
-            labels=analysis_labels,
-        ),
-        cumulative_png="results/{analysis}/cumulative.png",
-        cumulative_pdf="results/{analysis}/cumulative.pdf",
-        sensitivity=report(
-            "results/{analysis}/sensitivity.svg",
-            caption="../report/sensitivity.rst",
-            category="Sensitivity plots",
-            labels=analysis_labels,
-        ),
-        sensitivity_png="results/{analysis}/sensitivity.png",
-        sensitivity_pdf="results/{analysis}/sensitivity.pdf",
-    log:
-        "logs/figures/{analysis}.log",
-    conda:
-        "../envs/metapool.yaml"
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    params:
-        code=metapool_code("report"),
-    script:
-        "../scripts/figures.py"
+    rule:
+        # Several analyses' figures in one process, each drawn from the analysis.json
+        # of its pooling cache entry alone, in the layout config report.forest_layout.
+        # A figure the analysis has too few studies for is a placeholder saying why.
+        name:
+            f"plots_batch_{index}"
+        input:
+            documents=[pool_entry(name, "analysis.json") for name in members],
+        output:
+            [plot_entry(name, file) for name in members for file in PLOT_FILES],
+        log:
+            f"logs/plots_batch/{index}.log",
+        conda:
+            "../envs/metapool.yaml"
+        resources:
+            mem_mb=lambda wildcards, attempt: 1000 * attempt,
+            runtime=lambda wildcards, attempt, n=len(members): (5 + n) * attempt,
+        params:
+            entries={
+                name: f"results/.cache/plots/{PLOT_KEYS[name]}" for name in members
+            },
+            layout=config["report"]["forest_layout"],
+            kinds=FIGURE_KINDS,
+            formats=FIGURE_FORMATS,
+        script:
+            "../scripts/figures.py"
 
 
 # The PRISMA diagram is drawn when there are counts to draw it from: the file named by
@@ -106,3 +60,44 @@ if os.path.exists(config.get("prisma", "config/prisma.yaml")):
             code=metapool_code("report"),
         script:
             "../scripts/prisma.py"
+
+
+# The risk-of-bias figures are drawn when the config names a risk-of-bias table
+# (tables.risk_of_bias, optional); without it the rule does not exist, and nothing
+# asks for results/risk_of_bias/*.
+if rob_table():
+
+    rule risk_of_bias:
+        # Traffic-light plot (studies x domains, one panel per tool: RoB 2, ROBINS-I,
+        # Newcastle-Ottawa) and summary plot (share of each judgement per domain, studies
+        # weighted by their sample size, studies.csv n_total) of the judgements.
+        input:
+            tables=list(TABLE_FILES.values()),
+        output:
+            traffic_light=report(
+                "results/risk_of_bias/traffic_light.svg",
+                caption="../report/risk_of_bias_traffic_light.rst",
+                category="Risk of bias",
+                labels={"figure": "traffic-light plot"},
+            ),
+            traffic_light_png="results/risk_of_bias/traffic_light.png",
+            traffic_light_pdf="results/risk_of_bias/traffic_light.pdf",
+            summary=report(
+                "results/risk_of_bias/summary.svg",
+                caption="../report/risk_of_bias_summary.rst",
+                category="Risk of bias",
+                labels={"figure": "summary plot"},
+            ),
+            summary_png="results/risk_of_bias/summary.png",
+            summary_pdf="results/risk_of_bias/summary.pdf",
+        log:
+            "logs/risk_of_bias.log",
+        localrule: True
+        conda:
+            "../envs/metapool.yaml"
+        params:
+            tables=TABLE_FILES,
+            km_dir=KM_DIR,
+            code=metapool_code("report"),
+        script:
+            "../scripts/risk_of_bias.py"

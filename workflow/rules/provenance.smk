@@ -2,7 +2,7 @@ rule manifest:
     # The reproducibility record: input and output hashes, the config, package versions,
     # the workflow's git commit and the time of the run (the only output with a time).
     input:
-        tables=list(config["tables"].values()),
+        tables=[*TABLE_FILES.values(), *all_km_inputs()],
         results=analysis_outputs(),
         report="results/report.html",
     output:

@@ -1,31 +1,9 @@
 # The report: one self-contained HTML page with every analysis (and the same page as a
 # PDF), preceded by the living-review record of this run.
 #
-# Figures drawn by other rules (funnel, leave-one-out, cumulative and sensitivity plots
-# per analysis, the PRISMA flow diagram) are embedded when a rule of the workflow can
-# make them or the file is there; otherwise the report leaves them out.
-
-# Per-analysis figures beside the forest plot, as results/<analysis>/<kind>.svg.
-EXTRA_FIGURES = ("funnel", "leave_one_out", "cumulative", "sensitivity")
-
-
-# Whether a file exists, or a rule of this workflow can make it: a rule that produces it
-# and whose own fixed inputs (no wildcards) are available in turn. A missing optional
-# figure is then left out of the report instead of stopping the run. (A lambda, not a
-# def: `snakemake --lint` wants a rule file's functions in common.smk.)
-report_available = lambda path, depth=0: os.path.exists(path) or (
-    depth < 4
-    and any(
-        rule_.is_producer(path)
-        and all(
-            report_available(str(f), depth + 1)
-            for f in rule_.input
-            if isinstance(f, str) and "{" not in str(f)
-        )
-        for rule_ in workflow.rules
-    )
-)
-
+# The per-analysis figures of config report.figures are always embedded; the PRISMA
+# flow diagram when its counts file exists, the risk-of-bias plots when a risk-of-bias
+# table is configured.
 
 rule history:
     # Living review. Records this run's pooled results in results/history/<run-id>.json
@@ -35,7 +13,7 @@ rule history:
     # job's declared outputs before the job runs, and the store must outlive every run.
     input:
         documents=expand("results/{analysis}/analysis.json", analysis=ANALYSES),
-        tables=list(config["tables"].values()),
+        tables=list(TABLE_FILES.values()),
     output:
         changes=report(
             "results/changes.json",
@@ -50,14 +28,9 @@ rule history:
         "../envs/metapool.yaml"
     params:
         store="results/history",
-        table_names=list(config["tables"]),
-        # directories of digitised Kaplan-Meier curves the analyses may read
-        km_dirs=sorted(
-            {
-                spec.get("km_dir") or "data/raw/km"
-                for spec in config["analyses"].values()
-            }
-        ),
+        table_names=list(TABLE_FILES),
+        # the directory of digitised Kaplan-Meier curves the analyses may read
+        km_dirs=[KM_DIR],
         settings={
             "analyses": config["analyses"],
             "defaults": config.get("defaults", {}),
@@ -76,20 +49,23 @@ rule report:
     input:
         documents=expand("results/{analysis}/analysis.json", analysis=ANALYSES),
         figures=expand("results/{analysis}/forest.svg", analysis=ANALYSES),
-        # funnel, leave-one-out, cumulative and sensitivity plots: when drawn
-        extra_figures=lambda wildcards: [
-            path
-            for path in expand(
-                "results/{analysis}/{kind}.svg", analysis=ANALYSES, kind=EXTRA_FIGURES
-            )
-            if report_available(path)
-        ],
+        # the figures of config report.figures (funnel, leave-one-out, cumulative,
+        # sensitivity plots), which `publish` always provides
+        extra_figures=expand(
+            "results/{analysis}/{kind}.svg", analysis=ANALYSES, kind=FIGURE_KINDS
+        ),
         # the PRISMA 2020 flow diagram: when drawn
-        prisma=lambda wildcards: [
-            path for path in ["results/prisma.svg"] if report_available(path)
+        prisma=[path for path in prisma_outputs() if path.endswith(".svg")],
+        # the risk-of-bias plots: when a risk-of-bias table is configured
+        risk_of_bias=lambda wildcards: [
+            path
+            for path in expand("results/risk_of_bias/{figure}.svg", figure=ROB_FIGURES)
+            if rob_table()
         ],
         changes="results/changes.json",
-        tables=list(config["tables"].values()),
+        # excluded and ongoing studies per analysis
+        left_out="results/left_out.json",
+        tables=list(TABLE_FILES.values()),
     output:
         report(
             "results/report.html",
@@ -104,12 +80,13 @@ rule report:
         "../envs/metapool.yaml"
     params:
         analyses=ANALYSES,
-        extra_kinds=EXTRA_FIGURES,
+        extra_kinds=FIGURE_KINDS,
         title=config["report"]["title"],
         # GRADE judgements per analysis (report.grade in the config; absent: the
         # summary of findings says "not assessed").
         grade=config.get("report", {}).get("grade", {}),
-        table_names=list(config["tables"]),
+        table_names=list(TABLE_FILES),
+        km_dir=KM_DIR,
         code=metapool_code(),
     script:
         "../scripts/report.py"

@@ -1,8 +1,8 @@
 """Write the report: rules `report` (HTML) and `report_pdf` (workflow/rules/report.smk).
 
 Thin adapter over metapool.report; analyses appear in config order. Figures other rules
-may draw (funnel, leave-one-out, cumulative, sensitivity, PRISMA) arrive only when the
-workflow makes them (see report.smk) and are embedded when present.
+may draw (funnel, leave-one-out, cumulative, sensitivity, PRISMA, risk of bias) arrive
+only when the workflow makes them (see report.smk) and are embedded when present.
 """
 
 import json
@@ -39,11 +39,12 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _tables(paths):
-    """Input-table warnings (as text) and studies.csv rows, from the validated tables."""
+def _tables(paths, km_dir=None):
+    """Input-table warnings (as text), studies.csv rows and risk_of_bias.csv rows (None
+    when no risk-of-bias table is configured), from the validated tables."""
     from metapool.io import load_tables
 
-    tables = load_tables(**paths)
+    tables = load_tables(**paths, km_dir=km_dir)
     warnings = []
     for issue in tables.warnings:
         where = [Path(str(issue.file)).name]
@@ -58,17 +59,26 @@ def _tables(paths):
         {key: _plain(value) for key, value in row.items()}
         for row in tables.studies.to_dict(orient="records")
     ]
-    return warnings, studies
+    rob = None
+    if tables.risk_of_bias is not None:
+        rob = [
+            {key: _plain(value) for key, value in row.items()}
+            for row in tables.risk_of_bias.to_dict(orient="records")
+        ]
+    return warnings, studies, rob
 
 
 def html(snakemake):
     from metapool.history import hash_inputs
     from metapool.report import write_report
 
+    with open(snakemake.input.left_out, encoding="utf-8") as f:
+        left_out = json.load(f)  # excluded and ongoing studies per analysis
     docs = []
     for path in snakemake.input.documents:
         with open(path, encoding="utf-8") as f:
-            docs.append(json.load(f))
+            doc = json.load(f)
+        docs.append({**doc, **left_out[doc["analysis"]]})
     analyses = snakemake.params.analyses
     figures = dict(zip(analyses, snakemake.input.figures))
     present = set(map(str, snakemake.input.extra_figures))
@@ -84,7 +94,10 @@ def html(snakemake):
     with open(snakemake.input.changes, encoding="utf-8") as f:
         changes = json.load(f)
     paths = dict(zip(snakemake.params.table_names, snakemake.input.tables))
-    table_warnings, studies = _tables(paths)
+    table_warnings, studies, rob = _tables(paths, snakemake.params.km_dir)
+    rob_figures = {
+        Path(str(path)).stem: str(path) for path in snakemake.input.risk_of_bias
+    }
     write_report(
         docs,
         figures,
@@ -98,6 +111,8 @@ def html(snakemake):
         inputs={str(paths[k]): v for k, v in hash_inputs(paths).items()},
         study_records=studies,
         table_warnings=table_warnings,
+        risk_of_bias=rob,
+        rob_figures=rob_figures,
     )
     logging.info("report of %d analyses written to %s", len(docs), snakemake.output[0])
 

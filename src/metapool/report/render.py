@@ -77,12 +77,14 @@ from metapool.formatting import (
     weight_basis,
 )
 from metapool.report.sections import (
+    analysis_rob,
     changes_section,
     check_grade,
     conversion_log,
     grade_cells,
     outcome_labels,
     provenance_section,
+    risk_of_bias_section,
     statistical_methods,
     warnings_section,
 )
@@ -529,7 +531,9 @@ def _sensitivity(doc: Mapping[str, Any], measure: str, level: str) -> dict[str, 
                 "tau2": fmt_tau2(r.get("tau2")),
                 "i2": fmt_pct(r.get("i2")),
                 "status": _text(r.get("status")),
-                "pooled": str(r.get("status") or "").startswith("pooled"),
+                # a variant left with one study shows that study's own estimate
+                "pooled": str(r.get("status") or "").startswith("pooled")
+                or as_float(r.get("estimate")) is not None,
                 "conclusion": _text(r.get("conclusion")),
                 "changed": changed is True,
                 "changed_text": (
@@ -990,6 +994,7 @@ def _context(
         else "",
         "extra": _extra_figures(doc, extra),
         "conversions": conversion_log(doc),
+        "rob": analysis_rob(doc),
         "tau2_short": fmt_tau2(overall.get("tau2")),
     }
 
@@ -1026,6 +1031,25 @@ def _environment() -> Environment:
     return env
 
 
+def _rob_context(
+    rows: Sequence[Mapping[str, Any]] | None,
+    study_records: Sequence[Mapping[str, Any]] | None,
+    figures: Mapping[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The "Risk of bias" section with its figures as data URIs (None: no table)."""
+    section = risk_of_bias_section(rows, study_records)
+    if section is None:
+        return None
+    figures = figures or {}
+    unknown = set(figures) - {"traffic_light", "summary"}
+    if unknown:
+        raise ValueError(f"unknown risk-of-bias figure(s) {sorted(unknown)} "
+                         "(traffic_light, summary)")
+    section["figures"] = {kind: _figure_uri(figures.get(kind))
+                          for kind in ("traffic_light", "summary")}
+    return section
+
+
 def render_report(
     docs: Sequence[Mapping[str, Any]],
     figures: Mapping[str, Any],
@@ -1040,6 +1064,8 @@ def render_report(
     inputs: Mapping[str, str] | None = None,
     study_records: Sequence[Mapping[str, Any]] | None = None,
     table_warnings: Sequence[str] | None = None,
+    risk_of_bias: Sequence[Mapping[str, Any]] | None = None,
+    rob_figures: Mapping[str, Any] | None = None,
 ) -> str:
     """Render analysis documents into one self-contained HTML page.
 
@@ -1079,6 +1105,12 @@ def render_report(
         registration); without them the studies come from the documents.
     table_warnings : sequence of str, optional
         Warnings of the input-table checks.
+    risk_of_bias : sequence of mapping, optional
+        Rows of ``risk_of_bias.csv`` for the "Risk of bias" section (a table of the
+        judgements per tool, and each judgement's support); without them the section
+        says that no assessment was supplied.
+    rob_figures : mapping, optional
+        ``{"traffic_light": figure, "summary": figure}``, embedded in that section.
 
     Returns
     -------
@@ -1139,6 +1171,7 @@ def render_report(
             table_warnings,
         ),
         provenance=provenance_section(docs, study_records, inputs),
+        rob=_rob_context(risk_of_bias, study_records, rob_figures),
         run_id=(str(changes.get("run_id")) if changes and changes.get("run_id") else ""),
     )
 

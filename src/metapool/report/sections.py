@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from metapool import rob
 from metapool.formatting import (
     DASH,
     RATIO_MEASURES,
@@ -39,8 +40,11 @@ __all__ = [
     "check_grade",
     "conversion_log",
     "grade_cells",
+    "analysis_rob",
     "outcome_labels",
     "provenance_section",
+    "risk_of_bias_section",
+    "rob_badge",
     "statistical_methods",
     "warnings_section",
 ]
@@ -694,6 +698,134 @@ def provenance_section(
         "inputs": [(str(p), str(h)) for p, h in (inputs or {}).items()],
         "studies": rows,
     }
+
+
+# --------------------------------------------------------------------------- risk of bias
+
+
+def rob_badge(judgement: Any) -> dict[str, str]:
+    """A judgement as the report shows it: ``text``, ``symbol`` and a CSS class."""
+    text = "" if is_missing(judgement) else str(judgement)
+    _, symbol = rob.STYLE.get(text, ("", ""))
+    return {"text": text, "symbol": symbol, "css": "rob-" + text.replace(" ", "-")}
+
+
+def risk_of_bias_section(
+    rows: Sequence[Mapping[str, Any]] | None,
+    study_records: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any] | None:
+    """The report's "Risk of bias" section from the rows of ``risk_of_bias.csv``.
+
+    Parameters
+    ----------
+    rows : sequence of mapping or None
+        The validated risk-of-bias rows (``study_id``, ``tool``, ``domain``,
+        ``judgement``, ``stars``, ``support``); None when no table was supplied.
+    study_records : sequence of mapping, optional
+        Rows of ``studies.csv``, for the study labels and the studies not assessed.
+
+    Returns
+    -------
+    dict or None
+        None without a table. Else ``intro`` (which tools, how many studies, how many at
+        high risk and the rule), ``tools`` (per tool: ``tool``, ``design``, ``headers``
+        [(short, full name)], ``rows`` [{``label``, ``cells`` (a badge or None per
+        domain)}], ``key``), ``support`` (one row per judgement with its support text),
+        ``unassessed`` and ``ongoing`` (labels of published studies without an
+        assessment, and of ongoing studies).
+    """
+    if rows is None:
+        return None
+    records = list(study_records or [])
+    labels = {str(r.get("study_id")): rob.study_label(r) for r in records}
+    rows = [dict(r) for r in rows]
+    assessed = list(dict.fromkeys(str(r["study_id"]) for r in rows))
+    tools = []
+    for tool, spec in rob.TOOLS.items():
+        mine = [r for r in rows if r.get("tool") == tool]
+        if not mine:
+            continue
+        ids = list(dict.fromkeys(str(r["study_id"]) for r in mine))
+        cells = {(str(r["study_id"]), r["domain"]): r for r in mine}
+        headers = [
+            ("Overall" if d == rob.OVERALL else d.split(" ", 1)[0] if tool != "Newcastle-Ottawa"
+             else d.capitalize(), d)
+            for d in spec["domains"]
+        ]
+        table_rows = []
+        for sid in ids:
+            shown = []
+            for d in spec["domains"]:
+                r = cells.get((sid, d))
+                if r is None:
+                    shown.append(None)
+                    continue
+                badge = rob_badge(r.get("judgement"))
+                stars = as_float(r.get("stars"))
+                if stars is not None:
+                    badge["text"] += f" ({int(stars)}\u2605)"
+                shown.append(badge)
+            table_rows.append({"study_id": sid, "label": labels.get(sid, sid), "cells": shown})
+        if tool == "Newcastle-Ottawa":
+            key = ("Stars per domain (selection 0-4, comparability 0-2, outcome 0-3; "
+                   f"Overall: their sum, 0-{rob.NOS_MAX_STARS[rob.OVERALL]}), rated good, fair or "
+                   "poor with the AHRQ thresholds: good = 3-4 selection, 1-2 comparability "
+                   "and 2-3 outcome stars; fair = 2 selection stars and the same otherwise; "
+                   "poor = 0-1 selection, 0 comparability or 0-1 outcome stars.")
+        else:
+            key = "; ".join(d.replace(" ", ": ", 1) for d in spec["domains"] if d != rob.OVERALL)
+            key += "."
+        tools.append({"tool": tool, "design": spec["design"], "headers": headers,
+                      "rows": table_rows, "key": key})
+    order = {t: i for i, t in enumerate(rob.TOOLS)}
+    support = []
+    for r in sorted(rows, key=lambda r: (labels.get(str(r["study_id"]), str(r["study_id"])),
+                                         order.get(r["tool"], 99))):
+        badge = rob_badge(r.get("judgement"))
+        stars = as_float(r.get("stars"))
+        support.append({
+            "label": labels.get(str(r["study_id"]), str(r["study_id"])),
+            "tool": str(r["tool"]),
+            "domain": str(r["domain"]),
+            "overall": r["domain"] == rob.OVERALL,
+            "badge": badge,
+            "stars": "" if stars is None else f"{int(stars)}\u2605",
+            "support": "" if is_missing(r.get("support")) else str(r["support"]),
+        })
+    high = sorted({labels.get(str(r["study_id"]), str(r["study_id"])) for r in rows
+                   if r["domain"] == rob.OVERALL
+                   and rob.is_high(str(r["tool"]), str(r["judgement"]))}, key=str.casefold)
+    names = [f"{t['tool']} for {t['design']}" for t in tools]
+    intro = (f"{len(assessed)} stud{'y' if len(assessed) == 1 else 'ies'} assessed with "
+             f"{_join(names)}. A study is at high risk of bias when its overall judgement is "
+             f"{rob.HIGH_RULE}: {len(high)} of {len(assessed)} "
+             f"({', '.join(high) if high else 'none'}). Each analysis' sensitivity panel "
+             "repeats it without those studies (studies without an assessment are kept), "
+             "and its table of included studies gives each study's overall judgement.")
+    unassessed = [rob.study_label(r) for r in records
+                  if str(r.get("study_id")) not in assessed and r.get("status") != "ongoing"]
+    ongoing = [rob.study_label(r) for r in records if r.get("status") == "ongoing"
+               and str(r.get("study_id")) not in assessed]
+    return {"intro": intro, "tools": tools, "support": support, "unassessed": unassessed,
+            "ongoing": ongoing, "high": high}
+
+
+def analysis_rob(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    """One analysis' risk of bias: ``{study_id: [badges with tool]}``, the note on its
+    sensitivity variant, or None when the document has no risk-of-bias section."""
+    section = doc.get("risk_of_bias")
+    if not section:
+        return None
+    by_study = {}
+    for s in section.get("studies") or []:
+        by_study[str(s["study_id"])] = [
+            {**rob_badge(a.get("overall")), "tool": str(a.get("tool")),
+             "high": bool(a.get("high"))}
+            for a in s.get("assessments") or []
+        ]
+    note = "" if section.get("sensitivity_variant") else str(section.get("sensitivity_note") or "")
+    return {"studies": by_study, "note": note, "rule": str(section.get("high_rule") or "")}
+
 
 
 # --------------------------------------------------------------------------- conversions
