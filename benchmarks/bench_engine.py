@@ -285,10 +285,10 @@ def main(argv=None):
     if pym:
         fb = np.array([any("fallback" in w for w in ws) for ws in b_iv["warnings"]])
         d = np.abs(pym["REML"][1][1] - b_iv["tau2"])[~fb]
-        print(f"PyMARE REML vs metapool tau² where Fisher scoring converged: median "
+        print(f"PyMARE REML vs metapool tau² where metapool converged: median "
               f"|diff| {np.median(d):.1e}, max {d.max():.1e} (PyMARE: bounded search to "
-              "xtol 1e-6; metapool: Fisher scoring to 1e-12, DL where it does not "
-              f"converge, {int(fb.sum())} analyses here)")
+              "xtol 1e-6; metapool: Fisher scoring to 1e-12, safeguarded Newton where it "
+              f"cycles, DL where neither converges: {int(fb.sum())} analyses here)")
 
     # batched == looped on the looped subset
     iv_keys = COMPARED

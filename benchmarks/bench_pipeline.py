@@ -5,8 +5,10 @@ and hazard ratios) and a config of ``--analyses`` analyses (default 1,000: outco
 study filters x method profiles), copies the workflow next to it, and times with the
 real ``snakemake`` command:
 
-1. the first run (every analysis pooled with leave-one-out, cumulative, influence and
-   sensitivity panels, its forest plot and leave-one-out plot drawn, the HTML report);
+1. the first run: every analysis pooled with its leave-one-out, cumulative, influence,
+   small-study and sensitivity panels (all in analysis.json and the report), its forest
+   plot drawn (SVG; config report.figures [] and figure_formats [svg]), the excluded
+   studies listed, the history recorded and the HTML report written (report.pdf off);
 2. a rerun with nothing changed;
 3. the dry run after one study is added to the tables: the number of pooling jobs it
    schedules must equal the number of analyses that select the new study, which the
@@ -165,7 +167,7 @@ def make_workdir(path: Path, n_studies: int, n_analyses: int, seed: int) -> tupl
         "tables": {t: f"data/raw/{t}.csv" for t in ("studies", "proportions", "survival")},
         "report": {
             "title": f"Benchmark: {n_analyses} analyses over {n_studies} studies",
-            "figures": ["leave_one_out"],
+            "figures": [],
             "figure_formats": ["svg"],
             "pdf": False,
         },
@@ -194,7 +196,9 @@ def job_counts(output: str) -> dict[str, int]:
         match = re.fullmatch(r"\s*(\S+)\s+(\d+)\s*", line)
         if not match:
             break
-        counts[match.group(1)] = int(match.group(2))
+        if match.group(1) != "total":
+            rule = re.sub(r"_batch_\d+$", "_batch_<i>", match.group(1))
+            counts[rule] = counts.get(rule, 0) + int(match.group(2))
     return counts
 
 
@@ -244,10 +248,10 @@ def main() -> int:
         dry, proc = snakemake(workdir, *common, "-n")
         planned = job_counts(proc.stdout + proc.stderr)
         rerun_names = sorted(set(re.findall(r"wildcards: analysis=(\S+)", proc.stdout)))
-        pool_jobs = planned.get("pool", 0)
+        pool_jobs = planned.get("publish", 0)
         print(f"dry run after adding {study['study_id']} ({study['cancer']}, "
               f"{study['design']}) {dry:.1f} s: {len(expected)} analyses select it; "
-              f"planned pool jobs {pool_jobs}, forest jobs {planned.get('forest', 0)}; "
+              f"analyses to publish again {pool_jobs}; "
               f"all jobs: {', '.join(f'{k} {v}' for k, v in planned.items())}")
         same = rerun_names == expected and pool_jobs == len(expected)
         failed |= not same

@@ -7,12 +7,36 @@ and :mod:`metapool.bias`; :data:`PROFILES` holds the named method profiles. See
 ``docs/methods.md``.
 """
 
+import importlib
+
 __version__ = "0.1.0"
 
-from .pooling import PoolResult, pool_generic, pool_proportions  # noqa: E402
-from .batch import pool_generic_batch, pool_proportions_batch  # noqa: E402
-from .glmm import GLMMConvergenceError, GLMMResult, fit_glmm  # noqa: E402
-from .profiles import PROFILES  # noqa: E402
+#: public name -> the module defining it. Imported on first use (PEP 562), so that
+#: ``import metapool.io`` or ``metapool.selection`` (the workflow's start-up) does
+#: not pay for scipy.
+_API = {
+    "PoolResult": "pooling",
+    "pool_generic": "pooling",
+    "pool_proportions": "pooling",
+    "pool_generic_batch": "batch",
+    "pool_proportions_batch": "batch",
+    "GLMMConvergenceError": "glmm",
+    "GLMMResult": "glmm",
+    "fit_glmm": "glmm",
+    "PROFILES": "profiles",
+}
+
+
+def __getattr__(name):
+    if name in _API:
+        value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_API])
 
 __all__ = [
     "GLMMConvergenceError",

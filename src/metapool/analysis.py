@@ -9,14 +9,10 @@ studies with the reason, the ongoing studies, the methods used and every warning
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 import functools
-import hashlib
 import json
 import math
 import os
-import weakref
 from importlib import metadata
 from pathlib import Path
 
@@ -29,11 +25,18 @@ from .effects import (
     clopper_pearson,
     proportion_effects,
 )
-from .io import DataError, Issue
 from . import panels, rob, survival
 from .glmm import GLMMConvergenceError
 from .pooling import MIN_K_PI, pool_generic, pool_proportions
 from .profiles import DEFAULT_PROFILE, describe_profile, profile_settings
+from .selection import (  # noqa: F401 (check_analyses, input_digest, km_files: API)
+    _select,
+    _tables_cache,
+    _text,
+    check_analyses,
+    input_digest,
+    km_files,
+)
 
 __all__ = [
     "DEFAULTS",
@@ -65,7 +68,6 @@ DEFAULTS = dict(BASE_SETTINGS, profile=DEFAULT_PROFILE)
 #: How a log HR and its SE may be obtained (the evidence order is fixed).
 HR_METHODS = survival.DESCRIPTIONS
 
-_TABLES = ("proportions", "survival")
 _EVIDENCE_COLUMNS = (
     "hr", "hr_lower", "hr_upper", "p_value", "direction", "n_exp", "n_ctrl",
     "events_exp", "events_ctrl", "events_total", "oe", "v", "median_exp", "median_ctrl",
@@ -164,142 +166,12 @@ def _table_path(tables, table):
 
 
 # --------------------------------------------------------------------------- selection
-def _text(value):
-    """Cell value as the text a pattern is matched against."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        return f"{value:g}"
-    if value is pd.NA:
-        return ""
-    return str(value)
-
-
-# id(tables) -> (weak reference, {(table, outcome): (merged rows, the same as dicts)}):
-# a job or the workflow's parse step selects rows for many analyses of one Tables.
-_MERGED = {}
-
-
-def _tables_cache(tables):
-    ref, cache = _MERGED.get(id(tables), (None, None))
-    if ref is None or ref() is not tables:
-        cache = {}
-        _MERGED[id(tables)] = (weakref.ref(tables, lambda _, key=id(tables):
-                                           _MERGED.pop(key, None)), cache)
-    return cache
-
-
-def _rob_texts(tables):
-    """study_id -> its risk-of-bias rows as lists of cell texts (empty: no table)."""
-    cache = _tables_cache(tables)
-    if "risk_of_bias" not in cache:
-        frame = getattr(tables, "risk_of_bias", None)
-        by_study = {}
-        if frame is not None:
-            for row in frame.to_dict(orient="records"):
-                by_study.setdefault(row["study_id"], []).append(
-                    [_text(row[c]) for c in frame.columns])
-        cache["risk_of_bias"] = by_study
-    return cache["risk_of_bias"]
-
-
-def _merged_rows(tables, table, outcome):
-    """Rows of one outcome joined with their study's columns, and the same as dicts."""
-    cache = _tables_cache(tables)
-    if (table, outcome) not in cache:
-        rows = getattr(tables, table)
-        rows = rows[rows["outcome"] == outcome]
-        studies = tables.studies.drop(columns=["source_row"], errors="ignore")
-        merged = rows.merge(studies, on="study_id", how="left", validate="many_to_one")
-        cache[(table, outcome)] = (merged, merged.to_dict(orient="records"))
-    return cache[(table, outcome)]
-
-
-def _row_reason(row, include, exclude):
-    """Why a row is not selected, or None when it is."""
-    for column, patterns in include.items():
-        value = _text(row[column])
-        if not any(fnmatch.fnmatchcase(value, str(p)) for p in patterns):
-            shown = ", ".join(str(p) for p in patterns)
-            return f"{column} '{value}' not selected (include: {shown})"
-    for column, patterns in exclude.items():
-        value = _text(row[column])
-        hit = [str(p) for p in patterns if fnmatch.fnmatchcase(value, str(p))]
-        if hit:
-            return f"{column} '{value}' excluded by pattern '{hit[0]}'"
-    return None
-
-
 def _label(study):
     author = _text(study.get("author", ""))
     year = _text(study.get("year", ""))
     if author:
         return f"{author} {year}".strip()
     return _text(study["study_id"])
-
-
-def _select(tables, name, spec):
-    """Rows selected for an analysis, and per-study reasons for what was left out."""
-    table, outcome = spec["table"], spec["outcome"]
-    include = spec.get("include") or {}
-    exclude = spec.get("exclude") or {}
-    merged, records = _merged_rows(tables, table, outcome)
-    reasons = [
-        _row_reason(row, include, exclude) if row["status"] == "published"
-        else "ongoing study"
-        for row in records
-    ]
-    merged = merged.assign(_reason=reasons)
-    selected = merged[merged["_reason"].isna()].drop(columns="_reason")
-    return selected, merged
-
-
-def _selected_records(tables, spec):
-    """The rows :func:`_select` selects, as dicts in table order (no DataFrame is built:
-    the checks and cache keys of the workflow call this for every analysis)."""
-    include = spec.get("include") or {}
-    exclude = spec.get("exclude") or {}
-    _, records = _merged_rows(tables, spec["table"], spec["outcome"])
-    return [row for row in records if row["status"] == "published"
-            and _row_reason(row, include, exclude) is None]
-
-
-def km_files(tables, spec, defaults=None, km_dir=None):
-    """The digitised Kaplan-Meier files the rows of one analysis would reconstruct.
-
-    For a survival HR analysis whose ``hr_methods`` include ``km``: the curve and risk
-    files (:func:`metapool.km.km_paths`) of every selected row with a ``km_file``, so
-    that the workflow can declare them as inputs (a changed curve reruns the analysis).
-
-    Parameters
-    ----------
-    tables : metapool.io.Tables
-    spec : dict
-        The analysis entry of the config.
-    defaults : dict, optional
-        The config's ``defaults`` (for ``hr_methods``).
-    km_dir : str or path-like, optional
-        The KM directory; default ``tables.km_dir``.
-
-    Returns
-    -------
-    list of str
-        Sorted paths (empty for other analyses).
-    """
-    if spec.get("table") != "survival" or spec.get("effect", "hr") != "hr":
-        return []
-    if "km" not in resolve_settings(spec, defaults, "survival")["hr_methods"]:
-        return []
-    stems = sorted({_text(row.get("km_file")) for row in _selected_records(tables, spec)}
-                   - {""})
-    if not stems:
-        return []
-    from .km import km_paths
-
-    directory = km_dir or getattr(tables, "km_dir", None) or "data/raw/km"
-    return sorted(os.fspath(p) for stem in stems for p in km_paths(directory, stem))
 
 
 def _group_column(table):
@@ -314,10 +186,21 @@ def _row_exclusion(group, row):
     return f"{group} '{row[group]}': {reason}"
 
 
+def _studies_table_records(tables):
+    """studies.csv as dicts (cached per Tables)."""
+    cache = _tables_cache(tables)
+    if "studies" not in cache:
+        cache["studies"] = tables.studies.to_dict(orient="records")
+    return cache["studies"]
+
+
 def _excluded_and_ongoing(tables, spec, merged, included_ids):
     group = _group_column(spec["table"])
     excluded, ongoing = [], []
-    for _, study in tables.studies.iterrows():
+    rows_by_study = {}
+    for row in merged.to_dict(orient="records"):
+        rows_by_study.setdefault(row["study_id"], []).append(row)
+    for study in _studies_table_records(tables):
         sid = study["study_id"]
         label = _label(study)
         if study["status"] == "ongoing":
@@ -328,179 +211,65 @@ def _excluded_and_ongoing(tables, spec, merged, included_ids):
                 "n_total": None if pd.isna(study["n_total"]) else int(study["n_total"]),
             })
             continue
-        rows = merged[merged["study_id"] == sid]
+        rows = rows_by_study.get(sid, [])
         if sid in included_ids:
             # rows of an included study that were left out (e.g. the control arm)
-            for _, row in rows[rows["_reason"].notna()].iterrows():
-                excluded.append({"study_id": sid, "label": label,
-                                 "reason": _row_exclusion(group, row)})
+            for row in rows:
+                if pd.notna(row["_reason"]):
+                    excluded.append({"study_id": sid, "label": label,
+                                     "reason": _row_exclusion(group, row)})
             continue
-        if rows.empty:
+        if not rows:
             excluded.append({"study_id": sid, "label": label,
                              "reason": f"no {spec['outcome']} data in {spec['table']}.csv"})
             continue
-        for _, row in rows.iterrows():
+        for row in rows:
             excluded.append({"study_id": sid, "label": label,
                              "reason": _row_exclusion(group, row)})
     return excluded, ongoing
 
 
-def left_out(tables, spec, dropped=()):
+def _study_effects(tables, spec, settings, selected):
+    """Per-study effects of the selected rows: (effects, dropped, conversions), where
+    ``dropped`` pairs each row without a usable effect with the reason."""
+    if spec["table"] == "proportions":
+        return (*_proportion_rows(selected, settings), [])
+    if spec.get("effect", "hr") == "median":
+        return (*_median_rows(selected, settings), [])
+    return _survival_rows(selected, settings, getattr(tables, "km_dir", None))
+
+
+def _left_out(tables, spec, selected, merged, dropped_ids):
+    merged = merged.copy()
+    for sid, reason in dropped_ids.items():
+        merged.loc[(merged["study_id"] == sid) & merged["_reason"].isna(), "_reason"] = reason
+    included = set(selected["study_id"]) - set(dropped_ids)
+    return _excluded_and_ongoing(tables, spec, merged, included)
+
+
+def left_out(tables, spec, defaults=None):
     """The studies and rows one analysis leaves out, with reasons, and ongoing studies.
+
+    The same lists as ``run_analysis(..., listing=True)`` gives, without pooling: the
+    per-study effects are computed to find the selected rows that have none.
 
     Parameters
     ----------
     tables : metapool.io.Tables
     spec : dict
         The analysis entry of the config.
-    dropped : iterable of dict, optional
-        The analysis document's ``dropped`` entries (selected rows without a usable
-        effect, ``{"study_id", "reason"}``), as :func:`run_analysis` found them.
+    defaults : dict, optional
+        The config's ``defaults``.
 
     Returns
     -------
     excluded, ongoing : list of dict
-        As ``run_analysis(..., listing=True)`` gives them.
     """
+    settings = resolve_settings(spec, defaults, spec["table"])
     selected, merged = _select(tables, None, spec)
-    reasons = {d["study_id"]: d["reason"] for d in dropped}
-    merged = merged.copy()
-    for sid, reason in reasons.items():
-        merged.loc[(merged["study_id"] == sid) & merged["_reason"].isna(), "_reason"] = reason
-    included = set(selected["study_id"]) - set(reasons)
-    return _excluded_and_ongoing(tables, spec, merged, included)
-
-
-def _file_digest(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def input_digest(tables, spec, defaults=None):
-    """SHA-256 over everything ``run_analysis(..., listing=False)`` reads for one analysis.
-
-    That is the settings (``spec`` and ``defaults``), the table file names (they appear
-    in messages), every cell of the selected rows with their row numbers and study
-    columns, the digitised Kaplan-Meier files those rows name, and the risk-of-bias
-    rows of the selected studies. Rows the analysis does not select do not count: a
-    study added to the tables changes the digest of the analyses that select it only.
-    The workflow keys its result cache on this digest (plus the code's hash).
-
-    Returns
-    -------
-    str
-        64 hex digits.
-    """
-    selected = _selected_records(tables, spec)
-    columns = list(_merged_rows(tables, spec["table"], spec["outcome"])[0].columns)
-    rob = _rob_texts(tables)
-    rob_rows = [r for sid in sorted({row["study_id"] for row in selected})
-                for r in rob.get(sid, [])]
-    content = {
-        "spec": spec,
-        "defaults": defaults or {},
-        "paths": {k: str(v) for k, v in sorted(getattr(tables, "paths", {}).items())},
-        "columns": columns,
-        "rows": [[_text(row[c]) for c in columns] for row in selected],
-        "km": {os.path.basename(p): _file_digest(p) if os.path.exists(p) else "missing"
-               for p in km_files(tables, spec, defaults)},
-        "risk_of_bias": rob_rows,
-    }
-    text = json.dumps(content, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-# --------------------------------------------------------------------------- checks
-def _suggest(word, choices):
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
-    return f" (did you mean '{match[0]}'?)" if match else ""
-
-
-def check_analyses(tables, config, *, config_path="config/config.yaml"):
-    """Check the configured analyses against the tables; raise one DataError for all.
-
-    Catches what a schema cannot: an unknown outcome, a filter or subgroup on an
-    unknown column, an analysis that selects no study, and an analysis that selects
-    two rows of one study (which would count a cohort twice).
-
-    Raises
-    ------
-    metapool.io.DataError
-    """
-    issues = []
-
-    def add(key, message):
-        issues.append(Issue(file=str(config_path), row=None, column=None,
-                            message=f"{key}: {message}"))
-
-    for name, spec in (config.get("analyses") or {}).items():
-        table = spec.get("table")
-        if table not in _TABLES:
-            add(f"analyses.{name}.table", f"unknown table '{table}'{_suggest(table, _TABLES)}")
-            continue
-        rows = getattr(tables, table)
-        outcomes = sorted(set(rows["outcome"]))
-        if spec.get("outcome") not in outcomes:
-            add(f"analyses.{name}.outcome",
-                f"outcome '{spec.get('outcome')}' not found in {table}.csv"
-                f"{_suggest(spec.get('outcome'), outcomes)}")
-            continue
-        columns = [c for c in rows.columns if c != "source_row"] + [
-            c for c in tables.studies.columns if c not in ("source_row", "study_id")]
-        bad = False
-        for key in ("include", "exclude"):
-            for column in (spec.get(key) or {}):
-                if column not in columns:
-                    add(f"analyses.{name}.{key}.{column}",
-                        f"unknown column '{column}'{_suggest(column, columns)}")
-                    bad = True
-        sub = spec.get("subgroup")
-        if sub is not None and sub not in columns:
-            add(f"analyses.{name}.subgroup",
-                f"unknown column '{sub}'{_suggest(sub, columns)}")
-            bad = True
-        for column in spec.get("moderators") or []:
-            if column not in columns:
-                add(f"analyses.{name}.moderators",
-                    f"unknown column '{column}'{_suggest(column, columns)}")
-                bad = True
-        method = spec.get("method") or (config.get("defaults") or {}).get("method")
-        if table == "survival" and method == "GLMM":
-            add(f"analyses.{name}.method",
-                "GLMM models binomial counts and applies to proportions only; choose a "
-                "tau² estimator (e.g. REML) for hazard ratios")
-            bad = True
-        if table == "survival" and "measure" in spec:
-            add(f"analyses.{name}.measure",
-                "measure applies to proportions only; hazard ratios are pooled as log HR")
-            bad = True
-        if method == "GLMM" and spec.get("measure", "PLO") != "PLO":
-            add(f"analyses.{name}.measure",
-                "the GLMM models proportions on the logit scale; use measure PLO or "
-                "another method")
-            bad = True
-        if bad:
-            continue
-        selected = _selected_records(tables, spec)
-        if not selected:
-            add(f"analyses.{name}", f"selects no published study with outcome "
-                f"'{spec['outcome']}' in {table}.csv; check include/exclude")
-            continue
-        by_study = {}
-        for row in selected:
-            by_study.setdefault(row["study_id"], []).append(row)
-        for sid, group in sorted(by_study.items()):
-            if len(group) < 2:
-                continue
-            rows_txt = ", ".join(str(int(r["source_row"])) for r in group)
-            add(f"analyses.{name}",
-                f"selects {len(group)} rows for study {sid} ({table}.csv rows "
-                f"{rows_txt}); refine include/exclude so each study counts once")
-    if issues:
-        raise DataError(issues)
+    _, dropped, _ = _study_effects(tables, spec, settings, selected)
+    dropped_ids = {row["study_id"]: reason for row, reason in dropped}
+    return _left_out(tables, spec, selected, merged, dropped_ids)
 
 
 # --------------------------------------------------------------------------- effects
@@ -1096,22 +865,11 @@ def run_analysis(tables, name, spec, defaults=None, *, listing=True):
     selected, merged = _select(tables, name, spec)
     selected = selected.sort_values(["year", "study_id"], na_position="last",
                                     kind="mergesort")
-    conversions = []
     effect_kind = spec.get("effect", "hr") if table == "survival" else "proportion"
-    if table == "proportions":
-        effects, dropped = _proportion_rows(selected, settings)
-    elif effect_kind == "median":
-        effects, dropped = _median_rows(selected, settings)
-    else:
-        effects, dropped, conversions = _survival_rows(
-            selected, settings, getattr(tables, "km_dir", None))
+    effects, dropped, conversions = _study_effects(tables, spec, settings, selected)
     dropped_ids = {row["study_id"]: reason for row, reason in dropped}
     kept = selected[~selected["study_id"].isin(dropped_ids)]
-    merged = merged.copy()
-    for sid, reason in dropped_ids.items():
-        merged.loc[(merged["study_id"] == sid) & merged["_reason"].isna(), "_reason"] = reason
-    left = (_excluded_and_ongoing(tables, spec, merged, set(kept["study_id"]))
-            if listing else None)
+    left = _left_out(tables, spec, selected, merged, dropped_ids) if listing else None
 
     subgroup_col = spec.get("subgroup")
     warnings = [f"{n}" for n in settings["notes"]]

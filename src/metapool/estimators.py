@@ -23,6 +23,9 @@ References
 .. [5] Viechtbauer W. Bias and efficiency of meta-analytic variance estimators in the
    random-effects model. J Educ Behav Stat 2005;30:261-293 (ML and REML by Fisher
    scoring, as in metafor).
+.. [6] Press WH, Teukolsky SA, Vetterling WT, Flannery BP. Numerical Recipes, 3rd ed.
+   Cambridge University Press 2007, section 9.4 (``rtsafe``: Newton-Raphson safeguarded
+   by bisection, used where Fisher scoring cycles).
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "TAU2_METHODS", "Tau2Estimate", "estimate_tau2", "wls_fit", "WLSFit", "prepare",
-    "solve_generalised_q",
+    "TAU2_METHODS", "Tau2Estimate", "WLSFit", "estimate_tau2", "prepare",
+    "solve_generalised_q", "wls_fit",
 ]
 
 #: tau² estimators: common effect, DerSimonian-Laird, Hedges, Sidik-Jonkman,
@@ -56,7 +59,8 @@ class Tau2Estimate:
     ----------
     tau2 : ndarray, shape (n_analyses,)
     converged : ndarray of bool
-        False only where an iterative estimator hit the iteration limit.
+        False only where an iterative estimator failed: hit the iteration limit, or
+        (ML/REML) the likelihood is not finite (degenerate input).
     iterations : ndarray of int
     method : str
     """
@@ -267,7 +271,9 @@ def _fisher(y, v, X, mask, df, method):
         converged[idx[done]] = True
         alternate = adj * last_adj < 0
         grow = np.where(alternate & (np.abs(adj) >= np.abs(last_adj)), grow + 1, 0)
-        cycling = ~done & ((grow >= _CYCLE) | (it == _MAXITER))
+        # (a non-finite step is handed over at once: it fails there, and pooling falls
+        # back to DL with a warning)
+        cycling = ~done & ((grow >= _CYCLE) | (it == _MAXITER) | ~np.isfinite(adj))
         if it >= 50:
             # a slowly shrinking oscillation (towards a stable 2-cycle) that, at its
             # current rate, would need more than twice the iterations that are left
@@ -341,8 +347,8 @@ def _score_root(y, v, X, mask, points, score0, method):
         return s, info
 
     all_rows = np.arange(n)
-    s_a, info_a = score(all_rows, points[:, 0])
-    s_b, _ = score(all_rows, points[:, 1])
+    s_a, _ = score(all_rows, points[:, 0])
+    s_b, info_b = score(all_rows, points[:, 1])
     ok = np.isfinite(s_a) & np.isfinite(s_b) & np.isfinite(score0)
     a, b = points[:, 0], points[:, 1]
     # 1. bracket from the two iterates
@@ -358,8 +364,8 @@ def _score_root(y, v, X, mask, points, score0, method):
     if search.size:
         up = s_b[search] > 0
         anchor = b[search]
-        d = np.abs(s_b[search]) / _score(wls_fit(y[search], X[search], _weights(
-            v[search], mask[search], anchor)), method)[1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.abs(s_b[search]) / info_b[search]  # the Fisher step
         d = np.where(np.isfinite(d) & (d > 0), d, np.maximum(anchor, 1.0))
         for _ in range(200):
             if search.size == 0:
@@ -501,9 +507,11 @@ def estimate_tau2(y, v, method="REML", X=None):
     method : {"FE", "DL", "HE", "SJ", "ML", "REML", "PM"}
         ``FE``: tau² = 0. ``DL``: DerSimonian-Laird moment estimator. ``HE``: Hedges'
         unweighted moment estimator. ``SJ``: Sidik-Jonkman, one step from
-        ``var(yi) (k-1)/k`` (metafor's start, with or without moderators). ``ML``/``REML``: (restricted) maximum likelihood by
-        Fisher scoring with step halving, started at DL, until the change in tau² is
-        below 1e-12 relative to max(1, tau²). ``PM``: Paule-Mandel, the root of the
+        ``var(yi) (k-1)/k`` (metafor's start, with or without moderators). ``ML``/``REML``:
+        (restricted) maximum likelihood by Fisher scoring with step halving, started at
+        DL, until the change in tau² is below 1e-12 relative to max(1, tau²); where
+        Fisher scoring cycles, safeguarded Newton on the score to the same tolerance, and
+        tau² = 0 where that is a higher local maximum (see :func:`_fisher`). ``PM``: Paule-Mandel, the root of the
         generalised Q statistic minus (k - p). All but SJ are truncated at 0, as in
         metafor. With k <= p the estimate is 0.
     X : array_like, optional

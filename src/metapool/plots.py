@@ -250,9 +250,19 @@ class _Measure:
     ) -> float:
         if not text:
             return 0.0
-        prop = FontProperties(family=RC["font.sans-serif"], size=size, weight=weight, style=style)
-        w, _, _ = self._renderer.get_text_width_height_descent(text, prop, ismath=False)
-        return w / 72.0
+        key = (text, size, weight, style)
+        if key not in _WIDTHS:
+            prop = FontProperties(
+                family=RC["font.sans-serif"], size=size, weight=weight, style=style
+            )
+            w, _, _ = self._renderer.get_text_width_height_descent(text, prop, ismath=False)
+            _WIDTHS[key] = w / 72.0
+        return _WIDTHS[key]
+
+
+#: (text, size, weight, style) -> width in inches: a plotting job measures the same
+#: labels, numbers and headers in figure after figure (the font is fixed by RC).
+_WIDTHS: dict[tuple[str, float, str, str], float] = {}
 
 
 def _study_label(study: Mapping[str, Any], duplicate_labels: set[str]) -> str:

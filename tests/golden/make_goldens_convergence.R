@@ -13,6 +13,13 @@
 #            have gotten stuck at a local maximum" and sets tau2 = 0 (its ll0check: the
 #            likelihood is bimodal and is higher at tau2 = 0 than at the interior maximum).
 # M is REML or ML. Every fit records the exact call that produced it.
+#
+# Speed: rma() is called only on candidates from a plain re-implementation of metafor's Fisher
+# scoring (from the HE start, same threshold): datasets where it does not converge within 1000
+# iterations, or converges to a tau2 > 0 with the log-likelihood at 0 not clearly lower. The
+# screen only selects; whether a case qualifies is always decided by rma() itself. Without the
+# screen (rma() on every dataset) the script finds the same cases (a byte-identical file) but runs
+# for over 10 minutes instead of under one. Fits for a method stop once its cases are complete.
 suppressPackageStartupMessages({
   library(metafor)
   library(jsonlite)
@@ -49,6 +56,39 @@ run <- function(code, env) {
   list(value = val, error = NULL, warnings = warns)
 }
 
+# metafor's Fisher scoring for the intercept-only model, written out with vectors: does it
+# converge (within maxiter), and is ll(0) then close to or above ll at the solution?
+fisher_screen <- function(yi, vi, method, maxiter = 1000L, threshold = 1e-12) {
+  k <- length(yi)
+  score_info <- function(t) {
+    w <- 1 / (vi + t)
+    sw <- sum(w)
+    py <- w * (yi - sum(w * yi) / sw)
+    if (method == "REML") {
+      c(sum(py^2) - (sw - sum(w^2) / sw), sum(w^2) - 2 * sum(w^3) / sw + (sum(w^2) / sw)^2)
+    } else {
+      c(sum(py^2) - sw, sum(w^2))
+    }
+  }
+  loglik <- function(t) {
+    w <- 1 / (vi + t)
+    ll <- -0.5 * (sum(log(vi + t)) + sum(w * (yi - sum(w * yi) / sum(w))^2))
+    if (method == "REML") ll - 0.5 * log(sum(w)) else ll
+  }
+  tau2 <- max(0, (sum((yi - mean(yi))^2) - (sum(vi) - sum(vi) / k)) / (k - 1))  # HE
+  for (i in seq_len(maxiter)) {
+    si <- score_info(tau2)
+    adj <- si[1] / si[2]
+    while (tau2 + adj < 0) adj <- adj / 2
+    old <- tau2
+    tau2 <- tau2 + adj
+    if (abs(old - tau2) <= threshold) {
+      return(tau2 > threshold && loglik(0) > loglik(tau2) - 1e-6)
+    }
+  }
+  TRUE
+}
+
 fit_record <- function(call, res, warns) {
   list(call = call, tau2 = num(res$tau2), estimate = num(res$b), se = num(res$se),
        loglik = num(logLik(res)), warnings = warns)
@@ -72,6 +112,8 @@ while (!enough() && n_drawn < MAX_DATASETS) {
   env$yi <- yi
   env$vi <- vi
   for (method in c("REML", "ML")) {
+    full <- vapply(names(WANT), function(kind) count(kind, method) >= WANT[[kind]][[method]], TRUE)
+    if (all(full) || !fisher_screen(yi, vi, method)) next
     call <- sprintf('rma(yi, vi, method = "%s", control = %s)', method, CTRL)
     r <- run(call, env)
     kind <- NULL

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 import metapool
-from metapool.analysis import check_analyses, input_digest, km_files
+from metapool.selection import check_analyses, input_digest, km_files
 from metapool.io import (
     DataError,
     check_config,
@@ -85,10 +85,12 @@ if TABLES.warnings:
     )
 
 
-# Analysis names become directory names; they are restricted by the schema and here
-# pinned to the configured names, so a wildcard can never match anything else.
+# Analysis names become directory names; the schema restricts them to this pattern, so
+# a wildcard never matches a hidden directory (results/.cache) or a path with a '/'.
+# (Not the alternation of the configured names: with hundreds of analyses, matching
+# every file against it would dominate the start-up.)
 wildcard_constraints:
-    analysis="|".join(ANALYSES),
+    analysis="[A-Za-z0-9][A-Za-z0-9_-]{0,63}",
 
 
 # ---- helpers ---------------------------------------------------------------------------

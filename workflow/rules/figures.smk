@@ -11,7 +11,10 @@ for index, members in enumerate(PLOT_BATCHES):
         name:
             f"plots_batch_{index}"
         input:
-            documents=[pool_entry(name, "analysis.json") for name in members],
+            # each pooling entry's log, written last: the entry is complete (inputs
+            # are checksummed once per output file: a small file keeps a batch's
+            # bookkeeping cheap; entries are immutable, see common.smk)
+            pooled=[pool_entry(name, "log") for name in members],
         output:
             [plot_entry(name, file) for name in members for file in PLOT_FILES],
         log:
@@ -22,6 +25,7 @@ for index, members in enumerate(PLOT_BATCHES):
             mem_mb=lambda wildcards, attempt: 1000 * attempt,
             runtime=lambda wildcards, attempt, n=len(members): (5 + n) * attempt,
         params:
+            documents=[pool_entry(name, "analysis.json") for name in members],
             entries={
                 name: f"results/.cache/plots/{PLOT_KEYS[name]}" for name in members
             },

@@ -44,10 +44,11 @@ rule excluded:
     # What each analysis leaves out: the studies and rows it does not use, each with
     # the reason (results/<analysis>/excluded.csv), and the ongoing studies, for all
     # analyses at once (results/left_out.json). Unlike the pooled results this depends
-    # on every row of the tables, so it is one short job.
+    # on every row of the tables, so it is one short job; it reads only the tables
+    # (Snakemake checksums every input once per output file).
     input:
         tables=list(TABLE_FILES.values()),
-        documents=expand("results/{analysis}/analysis.json", analysis=ANALYSES),
+        km=all_km_inputs(),
     output:
         excluded=expand("results/{analysis}/excluded.csv", analysis=ANALYSES),
         listing="results/left_out.json",
@@ -58,6 +59,7 @@ rule excluded:
         "../envs/metapool.yaml"
     params:
         analyses=config["analyses"],
+        defaults=config["defaults"],
         tables=TABLE_FILES,
         km_dir=KM_DIR,
         code=POOL_CODE,

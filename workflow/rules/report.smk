@@ -5,6 +5,7 @@
 # flow diagram when its counts file exists, the risk-of-bias plots when a risk-of-bias
 # table is configured.
 
+
 rule history:
     # Living review. Records this run's pooled results in results/history/<run-id>.json
     # (run id = hash of the input files and the analysis settings, so an unchanged

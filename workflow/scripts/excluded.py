@@ -19,13 +19,9 @@ def main(snakemake):
 
     tables = load_tables(**snakemake.params.tables, km_dir=snakemake.params.km_dir)
     listing = {}
-    names = list(snakemake.params.analyses)
-    for name, document, path in zip(
-        names, snakemake.input.documents, snakemake.output.excluded
-    ):
-        with open(document, encoding="utf-8") as f:
-            dropped = json.load(f)["dropped"]
-        excluded, ongoing = left_out(tables, snakemake.params.analyses[name], dropped)
+    specs = snakemake.params.analyses
+    for name, path in zip(specs, snakemake.output.excluded):
+        excluded, ongoing = left_out(tables, specs[name], snakemake.params.defaults)
         write_excluded(path, excluded)
         listing[name] = {"excluded": excluded, "ongoing": ongoing}
         logging.info("%s: %d excluded, %d ongoing", name, len(excluded), len(ongoing))

@@ -41,7 +41,7 @@ def main(snakemake):
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting chatter
 
     params = snakemake.params
-    for document, (name, entry) in zip(snakemake.input.documents, params.entries.items()):
+    for document, (name, entry) in zip(params.documents, params.entries.items()):
         entry = Path(entry)
         entry.mkdir(parents=True, exist_ok=True)
         lines = draw_one(
