@@ -44,7 +44,7 @@ pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parents[1]
 MINI = REPO / "tests" / "fixtures" / "mini"
-ANALYSES = ("orr_mini", "dcr_mini", "os_hr_mini")
+ANALYSES = ("orr_mini", "dcr_mini", "os_hr_mini", "pfs_hr_mini")
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -285,7 +285,7 @@ def number(text: str):
 
 def test_every_image_loaded(page):
     images = page["images"]
-    # three forest plots at least (other figures when the workflow draws them)
+    # one forest plot per analysis (other figures when the workflow draws them)
     assert sum(i["alt"].startswith("Forest plot: ") for i in images) == len(ANALYSES)
     for image in images:
         assert image["complete"] and image["width"] > 0 and image["height"] > 0, image

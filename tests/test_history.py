@@ -281,7 +281,7 @@ def test_two_runs_show_what_changed(tmp_path):
     section = changes_section(html)
     text = seen(section)
     assert (f"This run (record 2, run {second.stem}) compared with the previous recorded run "
-            f"(record 1, run {first.stem}): 1 of 3 outcomes changed") in text
+            f"(record 1, run {first.stem}): 1 of 4 outcomes changed") in text
     os_row = seen(re.search(r'<tr[^>]*data-analysis="os_hr_mini">(.*?)</tr>', section,
                             re.DOTALL).group(1))
     changes = json.loads((work / "results" / "changes.json").read_text())
@@ -298,7 +298,7 @@ def test_two_runs_show_what_changed(tmp_path):
                          "HR") in os_row
     assert after["estimate"] < before["estimate"]
     assert "cumulative meta-analysis" in os_row
-    for name in ("orr_mini", "dcr_mini"):
+    for name in ("orr_mini", "dcr_mini", "pfs_hr_mini"):
         row = re.search(rf'<tr[^>]*data-analysis="{name}">(.*?)</tr>', section, re.DOTALL)
         assert "no change" in seen(row.group(1))
     # the rule's log says what it did

@@ -191,9 +191,13 @@ def test_editing_one_analysis_reruns_only_it(run, tmp_path):
     # one batch each for pooling and plotting (of the one analysis), its copy to
     # results/, the listing of left-out studies (its params hold every analysis)
     # and the run-level files
-    assert jobs == {"pool_batch_0": 1, "plots_batch_0": 1, "publish": 1, "excluded": 1,
-                    "history": 1, "report": 1, "report_pdf": 1, "manifest": 1,
-                    "default": 1}, out
+    batch_jobs = {rule: n for rule, n in jobs.items() if "_batch_" in rule}
+    assert sorted(re.sub(r"_\d+$", "", rule) for rule in batch_jobs) == [
+        "plots_batch", "pool_batch"], out
+    assert set(batch_jobs.values()) == {1}, out
+    assert {r: n for r, n in jobs.items() if r not in batch_jobs} == {
+        "publish": 1, "excluded": 1, "history": 1, "report": 1, "report_pdf": 1,
+        "manifest": 1, "default": 1}, out
     assert set(re.findall(r"wildcards: analysis=(\S+)", out)) == {"os_hr_mini"}
     assert "Params have changed" in out
 
@@ -224,8 +228,8 @@ def test_adding_a_study_reruns_only_the_analyses_that_select_it(run, tmp_path):
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     jobs = Counter(re.findall(r"^(?:local)?rule (\w+):", out, flags=re.MULTILINE))
-    assert jobs["publish"] == 1 and jobs["pool_batch_0"] == 1, out
-    assert "pool_batch_1" not in jobs, out
+    assert jobs["publish"] == 1, out
+    assert sum(n for rule, n in jobs.items() if rule.startswith("pool_batch_")) == 1, out
     assert set(re.findall(r"wildcards: analysis=(\S+)", out)) == {"os_hr_mini"}
 
 

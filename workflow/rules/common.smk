@@ -6,6 +6,7 @@
 
 import hashlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -64,6 +65,31 @@ ANALYSES = list(config["analyses"])
 TABLE_FILES = {k: v for k, v in config["tables"].items() if k != "km_dir"}
 KM_DIR = config["tables"]["km_dir"]
 
+
+def names_regex(names):
+    """A regular expression matching exactly `names`, as a prefix tree of alternatives
+    (the work of a match grows with the length of a name, not with their number)."""
+    tree = {}
+    for name in names:
+        node = tree
+        for char in name:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def pattern(node):
+        alternatives = [
+            re.escape(c) + pattern(child) for c, child in sorted(node.items()) if c
+        ]
+        if not alternatives:
+            return ""
+        if len(alternatives) == 1 and "" not in node:
+            return alternatives[0]
+        group = "(?:" + "|".join(alternatives) + ")"
+        return group + "?" if "" in node else group
+
+    return pattern(tree)
+
+
 # ---- tables ----------------------------------------------------------------------------
 # Load and check the tables now, so that a bad row stops the run before any job runs.
 # The pool jobs read the same files again (they are the jobs' inputs).
@@ -85,12 +111,12 @@ if TABLES.warnings:
     )
 
 
-# Analysis names become directory names; the schema restricts them to this pattern, so
-# a wildcard never matches a hidden directory (results/.cache) or a path with a '/'.
-# (Not the alternation of the configured names: with hundreds of analyses, matching
-# every file against it would dominate the start-up.)
+# Analysis names become directory names; they are restricted by the schema and here
+# pinned to the configured names, so a wildcard can never match anything else. The
+# names are written as a prefix tree (see names_regex): matching a path against a plain
+# alternation of hundreds of names would dominate the start-up.
 wildcard_constraints:
-    analysis="[A-Za-z0-9][A-Za-z0-9_-]{0,63}",
+    analysis=names_regex(ANALYSES),
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -218,8 +244,9 @@ def sha256_text(*parts):
     return hashlib.sha256("\0".join(map(str, parts)).encode("utf-8")).hexdigest()
 
 
+# The analysis' name is part of the key: the results carry it.
 POOL_KEYS = {
-    name: sha256_text(POOL_CODE, input_digest(TABLES, spec, config["defaults"]))
+    name: sha256_text(POOL_CODE, name, input_digest(TABLES, spec, config["defaults"]))
     for name, spec in config["analyses"].items()
 }
 PLOT_KEYS = {
@@ -244,31 +271,32 @@ def plot_entry(name, file):
     return f"results/.cache/plots/{PLOT_KEYS[name]}/{file}"
 
 
-def batches(names):
-    """`names` in config order, split into jobs of at most execution.batch_size, and
-    into at least as many jobs as there are cores (when there are enough names)."""
-    size = config["execution"]["batch_size"]
-    cores = workflow.resource_settings.cores
-    count = max(
-        -(-len(names) // size), min(len(names), cores if isinstance(cores, int) else 1)
-    )
-    return [names[i::count] for i in range(count)] if names else []
+# Every analysis belongs to one batch for good: the analyses in config order, dealt
+# round-robin into at least 4 batches (fewer only with fewer analyses) of at most
+# execution.batch_size. A job on a cluster parses the workflow again, so a batch's name
+# and members must not depend on the machine or on what other jobs finished meanwhile.
+BATCH_COUNT = max(
+    -(-len(ANALYSES) // config["execution"]["batch_size"]), min(len(ANALYSES), 4)
+)
+
+
+def batches(complete):
+    """(index, members) of every batch with an analysis whose cache entry is not
+    complete (``complete(name)`` is False); members are those analyses only."""
+    out = []
+    for index in range(BATCH_COUNT):
+        members = [a for a in ANALYSES[index::BATCH_COUNT] if not complete(a)]
+        if members:
+            out.append((index, members))
+    return out
 
 
 # Analyses whose cache entry is incomplete (or absent), to be computed by this run.
 POOL_BATCHES = batches(
-    [
-        a
-        for a in ANALYSES
-        if not all(os.path.exists(pool_entry(a, f)) for f in POOL_FILES)
-    ]
+    lambda a: all(os.path.exists(pool_entry(a, f)) for f in POOL_FILES)
 )
 PLOT_BATCHES = batches(
-    [
-        a
-        for a in ANALYSES
-        if not all(os.path.exists(plot_entry(a, f)) for f in PLOT_FILES)
-    ]
+    lambda a: all(os.path.exists(plot_entry(a, f)) for f in PLOT_FILES)
 )
 
 

@@ -2,7 +2,7 @@
 # figures of config report.figures for the analyses whose figures are not yet in the
 # cache (see "result cache" in common.smk); `publish` (results.smk) copies them to
 # results/<analysis>/.
-for index, members in enumerate(PLOT_BATCHES):
+for index, members in PLOT_BATCHES:
 
     rule:
         # Several analyses' figures in one process, each drawn from the analysis.json

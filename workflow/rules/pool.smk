@@ -1,7 +1,7 @@
 # Pooling runs in batches: each pool_batch_<i> job computes the analyses whose result
 # is not yet in the cache (see "result cache" in common.smk) and writes one cache entry
 # per analysis; `publish` (results.smk) copies it to results/<analysis>/.
-for index, members in enumerate(POOL_BATCHES):
+for index, members in POOL_BATCHES:
 
     rule:
         # Several analyses in one process: select their rows, compute per-study
