@@ -78,14 +78,14 @@ def names_regex(names):
 
     def pattern(node):
         alternatives = [
-            re.escape(c) + pattern(child) for c, child in sorted(node.items()) if c
+            f"{re.escape(c)}{pattern(child)}" for c, child in sorted(node.items()) if c
         ]
         if not alternatives:
             return ""
         if len(alternatives) == 1 and "" not in node:
             return alternatives[0]
-        group = "(?:" + "|".join(alternatives) + ")"
-        return group + "?" if "" in node else group
+        group = f"(?:{'|'.join(alternatives)})"
+        return f"{group}?" if "" in node else group
 
     return pattern(tree)
 
