@@ -1260,10 +1260,6 @@ def _yaml_message(exc: yaml.YAMLError) -> str:
     return f"{where}not valid YAML: {problem}{hint}"
 
 
-#: (path, mtime, size) -> issues: the workflow checks config/config.yaml twice per start.
-_CONFIG_FILE_ISSUES: dict[tuple[str, int, int], list[Issue]] = {}
-
-
 def check_config_file(path: str | os.PathLike[str]) -> list[Issue]:
     """Check that a config file is plain YAML data before Snakemake loads it.
 
@@ -1283,17 +1279,6 @@ def check_config_file(path: str | os.PathLike[str]) -> list[Issue]:
         objects, a template switch, keys given twice, or a top level that is not a mapping.
     """
     file = os.fspath(path)
-    try:
-        stat = os.stat(file)
-    except OSError:
-        return []
-    key = (os.path.abspath(file), stat.st_mtime_ns, stat.st_size)
-    if key not in _CONFIG_FILE_ISSUES:
-        _CONFIG_FILE_ISSUES[key] = _config_file_issues(file)
-    return list(_CONFIG_FILE_ISSUES[key])
-
-
-def _config_file_issues(file: str) -> list[Issue]:
     try:
         with open(file, "rb") as fh:
             data = fh.read()

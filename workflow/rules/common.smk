@@ -47,10 +47,12 @@ with open(
     encoding="utf-8",
 ) as schema_file:
     CONFIG_SCHEMA = yaml.safe_load(schema_file)
+# (config/config.yaml itself was checked in workflow/Snakefile, before Snakemake read it)
 READ_FILES = [*workflow.configfiles, *(workflow.overwrite_configfiles or [])]
 problems = [
     p
     for f in dict.fromkeys(os.path.relpath(f) for f in READ_FILES)
+    if f != "config/config.yaml"
     for p in check_config_file(f)
 ]
 problems += check_config(config, CONFIG_SCHEMA, CONFIG_PATH)
@@ -235,8 +237,10 @@ PLOT_FILES = (
     *(f"{kind}.{ext}" for kind in FIGURE_KINDS for ext in FIGURE_FORMATS),
     "log",
 )
+# Checksums of the code each kind of job uses (see metapool_code), computed once.
 POOL_CODE = metapool_code("plots", "report")
 PLOT_CODE = metapool_code("report")
+REPORT_CODE = metapool_code()
 
 
 def sha256_text(*parts):

@@ -61,7 +61,7 @@ if os.path.exists(config.get("prisma", "config/prisma.yaml")):
         conda:
             "../envs/metapool.yaml"
         params:
-            code=metapool_code("report"),
+            code=PLOT_CODE,
         script:
             "../scripts/prisma.py"
 
@@ -102,6 +102,6 @@ if rob_table():
         params:
             tables=TABLE_FILES,
             km_dir=KM_DIR,
-            code=metapool_code("report"),
+            code=PLOT_CODE,
         script:
             "../scripts/risk_of_bias.py"

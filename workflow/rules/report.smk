@@ -40,7 +40,7 @@ rule history:
             name: spec.get("null_value", config.get("defaults", {}).get("null_value"))
             for name, spec in config["analyses"].items()
         },
-        code=metapool_code("plots", "report"),
+        code=POOL_CODE,
     script:
         "../scripts/history.py"
 
@@ -88,7 +88,7 @@ rule report:
         grade=config.get("report", {}).get("grade", {}),
         table_names=list(TABLE_FILES),
         km_dir=KM_DIR,
-        code=metapool_code(),
+        code=REPORT_CODE,
     script:
         "../scripts/report.py"
 
@@ -110,6 +110,6 @@ rule report_pdf:
     conda:
         "../envs/metapool.yaml"
     params:
-        code=metapool_code(),
+        code=REPORT_CODE,
     script:
         "../scripts/report.py"
