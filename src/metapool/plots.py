@@ -38,7 +38,7 @@ import math
 import os
 import sys
 import textwrap
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from typing import Any
 import matplotlib
 from matplotlib import transforms as mtransforms
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
@@ -1106,25 +1107,10 @@ def _draw(doc: Mapping[str, Any], opts: Mapping[str, Any]) -> Figure:
     foot_h = 0.14 * len(foot_lines) + 0.08
     height = title_h + header_h + rows_h + axis_h + foot_h
 
-    fig = Figure(figsize=(round(width, 4), round(height, 4)), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_axes((x_plot / width, (axis_h + foot_h) / height, plot_w / width, rows_h / height))
+    fig = _new_figure(width, height)
     n = len(rows)
-    ax.set_ylim(n - 0.5, -0.5)
-    ax.set_autoscale_on(False)
-    for side in ("left", "right", "top"):
-        ax.spines[side].set_visible(False)
-    ax.yaxis.set_major_locator(NullLocator())
-    ax.yaxis.set_minor_locator(NullLocator())
-    ax.patch.set_visible(False)
-
-    # ---- x axis ----------------------------------------------------------------------
-    ax.set_xscale("log" if ratio else "linear")
-    ax.set_xlim(xmin, xmax)
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_major_formatter(FuncFormatter(_tick_label))
-    ax.spines["bottom"].set_bounds(xmin, xmax)
+    ax = _row_axes(fig, (x_plot / width, (axis_h + foot_h) / height, plot_w / width,
+                         rows_h / height), n, ratio=ratio, xmin=xmin, xmax=xmax, ticks=ticks)
 
     blend = mtransforms.blended_transform_factory(fig.transFigure, ax.transData)
     fx = 1.0 / width  # inches -> figure fraction (x)
@@ -1513,6 +1499,36 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
+def _row_axes(
+    fig: Figure,
+    rect: tuple[float, float, float, float],
+    n: int,
+    *,
+    ratio: bool,
+    xmin: float,
+    xmax: float,
+    ticks: Sequence[float],
+) -> Axes:
+    """The axes of a row plot (forest, leave-one-out, cumulative, sensitivity): ``n``
+    rows from the top, no y axis, a bottom x axis (log for ratios) with fixed ticks
+    spanning exactly [xmin, xmax]."""
+    ax = fig.add_axes(rect)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_autoscale_on(False)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    ax.yaxis.set_major_locator(NullLocator())
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.patch.set_visible(False)
+    ax.set_xscale("log" if ratio else "linear")
+    ax.set_xlim(xmin, xmax)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(_tick_label))
+    ax.spines["bottom"].set_bounds(xmin, xmax)
+    return ax
+
+
 def _put_lines(
     fig: Figure,
     lines: list[tuple[str, dict[str, Any]]],
@@ -1734,23 +1750,9 @@ def _interval_figure(
 
     fig = _new_figure(width, height)
     _put_lines(fig, head, _MARGIN, height - 0.1, width, height)
-    ax = fig.add_axes(
-        (x_plot / width, (axis_h + foot_h) / height, plot_width / width, rows_h / height)
-    )
     n = max(len(rows), 1)
-    ax.set_ylim(n - 0.5, -0.5)
-    ax.set_autoscale_on(False)
-    for side in ("left", "right", "top"):
-        ax.spines[side].set_visible(False)
-    ax.yaxis.set_major_locator(NullLocator())
-    ax.yaxis.set_minor_locator(NullLocator())
-    ax.patch.set_visible(False)
-    ax.set_xscale("log" if ratio else "linear")
-    ax.set_xlim(xmin, xmax)
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_major_formatter(FuncFormatter(_tick_label))
-    ax.spines["bottom"].set_bounds(xmin, xmax)
+    ax = _row_axes(fig, (x_plot / width, (axis_h + foot_h) / height, plot_width / width,
+                         rows_h / height), n, ratio=ratio, xmin=xmin, xmax=xmax, ticks=ticks)
 
     blend = mtransforms.blended_transform_factory(fig.transFigure, ax.transData)
     fx = 1.0 / width
